@@ -1,0 +1,116 @@
+//! The one shared object every task gets: configuration, users' secrets, clusters with their
+//! pools, the cancel registry and the shutdown signal. Nothing is process-global, so two Apps
+//! can run in one process.
+
+use crate::auth::scram::ScramVerifier;
+use crate::auth::UserSecret;
+use crate::backend::cluster::{Cluster, PoolSettings};
+use crate::backend::ServerSecret;
+use crate::config::{Config, PoolMode};
+use crate::frontend::cancel::CancelRegistry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+struct UserEntry {
+    client: UserSecret,
+    server: ServerSecret,
+}
+
+pub struct App {
+    config: Config,
+    users: HashMap<String, UserEntry>,
+    clusters: HashMap<String, Arc<Cluster>>,
+    pub cancels: Arc<CancelRegistry>,
+    dummy: ScramVerifier,
+    shutdown: watch::Sender<bool>,
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl App {
+    /// Builds the App from a validated config; fails on settings this build cannot serve.
+    pub fn new(config: Config) -> Result<Arc<App>, String> {
+        let mut users = HashMap::new();
+        for u in &config.users {
+            let client = UserSecret::parse(&u.name, &u.password)
+                .map_err(|e| format!("users \"{}\": password: {e}", u.name))?;
+            let server = match &client {
+                UserSecret::Plain { password, .. } => ServerSecret::Password(password.clone()),
+                UserSecret::Md5(digest) => {
+                    ServerSecret::Md5Digest(digest.iter().map(|b| format!("{b:02x}")).collect())
+                }
+                UserSecret::Scram(_) => ServerSecret::None,
+            };
+            users.insert(u.name.clone(), UserEntry { client, server });
+        }
+        let settings = PoolSettings {
+            checkout_timeout: config.checkout_timeout(),
+            connect_timeout: config.connect_timeout(),
+            lifetime: non_zero(config.server_lifetime()),
+            idle_timeout: non_zero(config.server_idle_timeout()),
+        };
+        let mut clusters = HashMap::new();
+        for (name, db) in &config.databases {
+            if db.pool_mode == PoolMode::Statement {
+                return Err(format!(
+                    "databases.{name}.pool_mode: \"statement\" is not implemented yet; use \"transaction\" or \"session\""
+                ));
+            }
+            clusters.insert(name.clone(), Arc::new(Cluster::new(db.clone(), settings)));
+        }
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(App {
+            config,
+            users,
+            clusters,
+            cancels: Arc::default(),
+            dummy: ScramVerifier::generate(&format!("{:x}", rand::random::<u128>())),
+            shutdown,
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn user_secret(&self, user: &str) -> Option<&UserSecret> {
+        self.users.get(user).map(|u| &u.client)
+    }
+
+    pub fn server_secret(&self, user: &str) -> ServerSecret {
+        self.users
+            .get(user)
+            .map(|u| u.server.clone())
+            .unwrap_or(ServerSecret::None)
+    }
+
+    /// A verifier no password matches, for exchanges with unknown users.
+    pub fn dummy_verifier(&self) -> &ScramVerifier {
+        &self.dummy
+    }
+
+    pub fn cluster(&self, database: &str) -> Option<Arc<Cluster>> {
+        self.clusters.get(database).cloned()
+    }
+
+    pub fn clusters(&self) -> impl Iterator<Item = &Arc<Cluster>> {
+        self.clusters.values()
+    }
+
+    /// Resolves when shutdown has begun.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}

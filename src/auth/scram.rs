@@ -1,0 +1,801 @@
+//! Server side of SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL speaks it:
+//! SCRAM verifiers ([`ScramVerifier`], the `SCRAM-SHA-256$...` format of
+//! `pg_authid`) and the two-step exchange with a connecting client
+//! ([`ScramExchange`]). No channel binding: SCRAM-SHA-256-PLUS is not offered,
+//! so gs2 headers `n,,` and `y,,` are accepted and `p=...` is refused.
+//!
+//! Known limitation: PostgreSQL and libpq apply SASLprep (RFC 4013) to
+//! passwords before hashing them. This module does not, which is exact for
+//! ASCII passwords (SASLprep leaves them unchanged) but not for every
+//! non-ASCII password (e.g. ones that NFKC normalisation changes). A verifier
+//! produced by PostgreSQL itself is always exact.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::{constant_time_eq, AuthError};
+
+/// The mechanism name, as listed in `AuthenticationSASL`.
+pub const MECHANISM: &str = "SCRAM-SHA-256";
+/// How a verifier string starts.
+pub const VERIFIER_PREFIX: &str = "SCRAM-SHA-256$";
+/// PBKDF2 iterations used for generated verifiers (PostgreSQL's default).
+pub const DEFAULT_ITERATIONS: u32 = 4096;
+/// Salt length used for generated verifiers (PostgreSQL's default).
+pub const DEFAULT_SALT_LEN: usize = 16;
+/// Random bytes in the server's part of the nonce (as PostgreSQL).
+const SERVER_NONCE_LEN: usize = 18;
+/// SHA-256's block size, for keying HMAC.
+const SHA256_BLOCK_LEN: usize = 64;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A SCRAM-SHA-256 verifier: what the server stores instead of a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramVerifier {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl ScramVerifier {
+    /// Parse PostgreSQL's format
+    /// `SCRAM-SHA-256$<iterations>:<salt b64>$<StoredKey b64>:<ServerKey b64>`.
+    pub fn parse(s: &str) -> Result<Self, AuthError> {
+        let bad = |msg: &str| AuthError::BadVerifier(msg.to_owned());
+        let rest = s
+            .strip_prefix(VERIFIER_PREFIX)
+            .ok_or_else(|| bad("does not start with SCRAM-SHA-256$"))?;
+        let (iter_salt, keys) = rest
+            .split_once('$')
+            .ok_or_else(|| bad("expected <iterations>:<salt>$<StoredKey>:<ServerKey>"))?;
+        let (iterations, salt) = iter_salt
+            .split_once(':')
+            .ok_or_else(|| bad("expected <iterations>:<salt> before the second '$'"))?;
+        let (stored_key, server_key) = keys
+            .split_once(':')
+            .ok_or_else(|| bad("expected <StoredKey>:<ServerKey> after the second '$'"))?;
+
+        let iterations: u32 = iterations
+            .parse()
+            .map_err(|_| bad("iteration count is not a number"))?;
+        if iterations == 0 {
+            return Err(bad("iteration count is zero"));
+        }
+        let salt = STANDARD
+            .decode(salt)
+            .map_err(|_| bad("salt is not valid base64"))?;
+        if salt.is_empty() {
+            return Err(bad("salt is empty"));
+        }
+        let key = |b64: &str, what: &str| -> Result<[u8; 32], AuthError> {
+            STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .ok_or_else(|| AuthError::BadVerifier(format!("{what} is not 32 bytes of base64")))
+        };
+        Ok(ScramVerifier {
+            iterations,
+            salt,
+            stored_key: key(stored_key, "StoredKey")?,
+            server_key: key(server_key, "ServerKey")?,
+        })
+    }
+
+    /// Format in PostgreSQL's `pg_authid` format (the inverse of
+    /// [`ScramVerifier::parse`]). The result is a secret: do not log it.
+    pub fn to_verifier_string(&self) -> String {
+        format!(
+            "{VERIFIER_PREFIX}{}:{}${}:{}",
+            self.iterations,
+            STANDARD.encode(&self.salt),
+            STANDARD.encode(self.stored_key),
+            STANDARD.encode(self.server_key),
+        )
+    }
+
+    /// Derive the verifier of `password` with the given salt and iteration
+    /// count (an iteration count of 0 is taken as 1). Costs `iterations`
+    /// HMACs. See the module comment about SASLprep.
+    pub fn from_password(password: &str, salt: &[u8], iterations: u32) -> Self {
+        Self::from_password_bytes(password.as_bytes(), salt, iterations)
+    }
+
+    /// Derive a verifier with a fresh random 16-byte salt and 4096 iterations,
+    /// as PostgreSQL does for `CREATE ROLE ... PASSWORD`.
+    pub fn generate(password: &str) -> Self {
+        let mut salt = [0u8; DEFAULT_SALT_LEN];
+        rand::thread_rng().fill_bytes(&mut salt);
+        Self::from_password(password, &salt, DEFAULT_ITERATIONS)
+    }
+
+    /// Whether `password` (e.g. sent in cleartext) matches this verifier.
+    /// Runs the verifier's PBKDF2 iterations.
+    pub fn verify_password(&self, password: &[u8]) -> bool {
+        let candidate = Self::from_password_bytes(password, &self.salt, self.iterations);
+        constant_time_eq(&candidate.stored_key, &self.stored_key)
+            & constant_time_eq(&candidate.server_key, &self.server_key)
+    }
+
+    fn from_password_bytes(password: &[u8], salt: &[u8], iterations: u32) -> Self {
+        let iterations = iterations.max(1);
+        let salted_password = hi(password, salt, iterations);
+        let client_key = hmac(&salted_password, &[b"Client Key"]);
+        ScramVerifier {
+            iterations,
+            salt: salt.to_vec(),
+            stored_key: Sha256::digest(client_key).into(),
+            server_key: hmac(&salted_password, &[b"Server Key"]),
+        }
+    }
+}
+
+impl fmt::Debug for ScramVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramVerifier")
+            .field("iterations", &self.iterations)
+            .field("salt_len", &self.salt.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A SCRAM exchange after the client-first-message: waiting for the
+/// client-final-message.
+pub struct ScramExchange {
+    stored_key: [u8; 32],
+    server_key: [u8; 32],
+    /// The `c=` value the client must send: base64 of its gs2 header.
+    expected_cbind: &'static str,
+    /// Client nonce followed by server nonce.
+    nonce: String,
+    client_first_bare: String,
+    server_first: String,
+}
+
+/// A successful SCRAM exchange.
+pub struct ScramSuccess {
+    /// The server-final-message (`v=...`), to send in `AuthenticationSASLFinal`.
+    pub server_final: String,
+    /// The client's ClientKey (ClientProof XOR ClientSignature), proven to
+    /// match the verifier's StoredKey. With it the pooler can in turn log in
+    /// with SCRAM to a server holding the same verifier. A secret.
+    pub client_key: [u8; 32],
+}
+
+impl ScramExchange {
+    /// Start the exchange. `client_first` is the payload of the client's
+    /// `SASLInitialResponse` after the mechanism name and length, i.e. the
+    /// `n,,n=...,r=...` message. Returns the exchange and the
+    /// server-first-message to send in `AuthenticationSASLContinue`.
+    ///
+    /// The `n=` user name is ignored, as PostgreSQL does (libpq sends an
+    /// empty one): the user is the one of the startup message.
+    pub fn start(
+        verifier: &ScramVerifier,
+        client_first: &[u8],
+    ) -> Result<(ScramExchange, String), AuthError> {
+        let msg = text(client_first, "client-first-message")?;
+
+        // gs2-header: gs2-cbind-flag "," [ authzid ] ","
+        let (cbind_flag, rest) = msg
+            .split_once(',')
+            .ok_or_else(|| protocol("malformed client-first-message: no gs2 header"))?;
+        let expected_cbind = match cbind_flag {
+            "n" => "biws", // base64("n,,")
+            "y" => "eSws", // base64("y,,")
+            f if f.starts_with("p=") => {
+                return Err(protocol(
+                    "client requires channel binding, but SCRAM-SHA-256-PLUS is not offered",
+                ))
+            }
+            _ => return Err(protocol("malformed client-first-message: bad gs2 flag")),
+        };
+        let (authzid, bare) = rest
+            .split_once(',')
+            .ok_or_else(|| protocol("malformed client-first-message: truncated gs2 header"))?;
+        if authzid.starts_with("a=") {
+            return Err(protocol("authorization identity (a=) is not supported"));
+        } else if !authzid.is_empty() {
+            return Err(protocol("malformed client-first-message: bad gs2 header"));
+        }
+
+        // client-first-message-bare: [reserved-mext ","] username "," nonce ["," extensions]
+        let mut attrs = bare.split(',');
+        match attr(attrs.next())? {
+            (b'm', _) => {
+                return Err(protocol("client requires an unsupported SCRAM extension"));
+            }
+            (b'n', _username) => {}
+            _ => return Err(protocol("client-first-message: expected attribute 'n'")),
+        }
+        let client_nonce = expect_attr(attrs.next(), b'r', "client-first-message")?;
+        if client_nonce.is_empty() {
+            return Err(protocol("client-first-message: empty nonce"));
+        }
+        if !client_nonce.bytes().all(is_printable) {
+            return Err(protocol("client-first-message: non-printable nonce"));
+        }
+        // Optional extensions: none are supported, so they are ignored.
+        for ext in attrs {
+            attr(Some(ext))?;
+        }
+
+        let mut server_nonce = [0u8; SERVER_NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut server_nonce);
+        let nonce = format!("{client_nonce}{}", STANDARD.encode(server_nonce));
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            STANDARD.encode(&verifier.salt),
+            verifier.iterations
+        );
+
+        let exchange = ScramExchange {
+            stored_key: verifier.stored_key,
+            server_key: verifier.server_key,
+            expected_cbind,
+            nonce,
+            client_first_bare: bare.to_owned(),
+            server_first: server_first.clone(),
+        };
+        Ok((exchange, server_first))
+    }
+
+    /// The server-first-message returned by [`ScramExchange::start`].
+    pub fn server_first(&self) -> &str {
+        &self.server_first
+    }
+
+    /// Finish the exchange. `client_final` is the payload of the client's
+    /// `SASLResponse`. On success, returns the server-final-message to send in
+    /// `AuthenticationSASLFinal` (and the client's ClientKey); a wrong
+    /// password gives [`AuthError::WrongPassword`], a malformed message
+    /// [`AuthError::Protocol`].
+    pub fn finish(self, client_final: &[u8]) -> Result<ScramSuccess, AuthError> {
+        const WHAT: &str = "client-final-message";
+        let msg = text(client_final, WHAT)?;
+
+        // channel-binding "," nonce ["," extensions] "," proof
+        let mut parts = msg.split(',');
+        let cbind = expect_attr(parts.next(), b'c', WHAT)?;
+        if cbind != self.expected_cbind {
+            return Err(protocol(
+                "client-final-message: channel binding does not match the gs2 header",
+            ));
+        }
+        let nonce = expect_attr(parts.next(), b'r', WHAT)?;
+        if nonce != self.nonce {
+            return Err(protocol("client-final-message: nonce mismatch"));
+        }
+        let mut proof_b64 = None;
+        for part in parts {
+            if proof_b64.is_some() {
+                return Err(protocol("client-final-message: data after the proof"));
+            }
+            if let (b'p', value) = attr(Some(part))? {
+                proof_b64 = Some(value);
+            }
+        }
+        let proof_b64 =
+            proof_b64.ok_or_else(|| protocol("client-final-message: missing proof (p=)"))?;
+        let without_proof = msg
+            .strip_suffix(proof_b64)
+            .and_then(|m| m.strip_suffix(",p="))
+            .ok_or_else(|| protocol("client-final-message: malformed proof"))?;
+        let proof: [u8; 32] = STANDARD
+            .decode(proof_b64)
+            .ok()
+            .and_then(|p| <[u8; 32]>::try_from(p.as_slice()).ok())
+            .ok_or_else(|| protocol("client-final-message: proof is not 32 bytes of base64"))?;
+
+        let auth_message = [
+            self.client_first_bare.as_bytes(),
+            b",",
+            self.server_first.as_bytes(),
+            b",",
+            without_proof.as_bytes(),
+        ];
+        let client_signature = hmac(&self.stored_key, &auth_message);
+        let mut client_key = proof;
+        xor_into(&mut client_key, &client_signature);
+        if !constant_time_eq(&Sha256::digest(client_key), &self.stored_key) {
+            return Err(AuthError::WrongPassword);
+        }
+        let server_signature = hmac(&self.server_key, &auth_message);
+        Ok(ScramSuccess {
+            server_final: format!("v={}", STANDARD.encode(server_signature)),
+            client_key,
+        })
+    }
+}
+
+impl fmt::Debug for ScramExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramExchange")
+            .field("server_first", &self.server_first)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ScramSuccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramSuccess")
+            .field("server_final", &self.server_final)
+            .finish_non_exhaustive()
+    }
+}
+
+fn protocol(msg: &str) -> AuthError {
+    AuthError::Protocol(msg.to_owned())
+}
+
+/// The message as text: UTF-8 without NUL bytes.
+fn text<'a>(msg: &'a [u8], what: &str) -> Result<&'a str, AuthError> {
+    if msg.is_empty() {
+        return Err(AuthError::Protocol(format!("empty {what}")));
+    }
+    let s = std::str::from_utf8(msg)
+        .map_err(|_| AuthError::Protocol(format!("{what} is not valid UTF-8")))?;
+    if s.contains('\0') {
+        return Err(AuthError::Protocol(format!("{what} contains a NUL byte")));
+    }
+    Ok(s)
+}
+
+/// Split an `x=value` attribute into its name and value.
+fn attr(part: Option<&str>) -> Result<(u8, &str), AuthError> {
+    let part = part.ok_or_else(|| protocol("SCRAM message truncated: missing attribute"))?;
+    match part.as_bytes() {
+        [name, b'=', ..] if name.is_ascii_alphabetic() => Ok((*name, part.get(2..).unwrap_or(""))),
+        _ => Err(protocol("malformed SCRAM attribute")),
+    }
+}
+
+/// The value of the next attribute, which must be called `name`.
+fn expect_attr<'a>(part: Option<&'a str>, name: u8, what: &str) -> Result<&'a str, AuthError> {
+    match attr(part) {
+        Ok((n, value)) if n == name => Ok(value),
+        _ => Err(AuthError::Protocol(format!(
+            "{what}: expected attribute '{}'",
+            char::from(name)
+        ))),
+    }
+}
+
+/// RFC 5802 `printable`: %x21-2B / %x2D-7E (visible ASCII except ',').
+fn is_printable(b: u8) -> bool {
+    matches!(b, 0x21..=0x2b | 0x2d..=0x7e)
+}
+
+/// HMAC-SHA-256 keyed with `key`. Built with the infallible constructor: a
+/// key of exactly the block size is used as is, and zero-padding a shorter
+/// key (or hashing a longer one first) is what HMAC does anyway (RFC 2104).
+fn hmac_with_key(key: &[u8]) -> HmacSha256 {
+    let mut block = [0u8; SHA256_BLOCK_LEN];
+    if key.len() > SHA256_BLOCK_LEN {
+        let digest = Sha256::digest(key);
+        block
+            .iter_mut()
+            .zip(digest.iter())
+            .for_each(|(b, d)| *b = *d);
+    } else {
+        block.iter_mut().zip(key).for_each(|(b, k)| *b = *k);
+    }
+    <HmacSha256 as KeyInit>::new(&block.into())
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = hmac_with_key(key);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Hi() of RFC 5802: PBKDF2-HMAC-SHA-256 with a single output block.
+fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let prf = hmac_with_key(password);
+    let mut mac = prf.clone();
+    mac.update(salt);
+    mac.update(&1u32.to_be_bytes());
+    let mut u: [u8; 32] = mac.finalize().into_bytes().into();
+    let mut out = u;
+    for _ in 1..iterations {
+        let mut mac = prf.clone();
+        mac.update(&u);
+        u = mac.finalize().into_bytes().into();
+        xor_into(&mut out, &u);
+    }
+    out
+}
+
+fn xor_into(acc: &mut [u8; 32], other: &[u8; 32]) {
+    acc.iter_mut().zip(other).for_each(|(a, b)| *a ^= b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+
+    // Produced by PostgreSQL 15.18: CREATE ROLE x PASSWORD 'secret';
+    // SELECT rolpassword FROM pg_authid WHERE rolname = 'x'.
+    const PG15_SECRET: &str = "SCRAM-SHA-256$4096:/Z1k+4D1uvKok47isBFbHA==$bBKK4I/v6itS8K4VTVz+VXAYa3w95YGuaUvJladWsAw=:xzAvxdFrn/4cyJqzKAwidvBs92bb1il7gJ+DJMUWJK8=";
+
+    /// Drive a full exchange with postgres-protocol's client, which must
+    /// accept our server-final-message.
+    fn login(
+        verifier: &ScramVerifier,
+        password: &str,
+        channel_binding: ChannelBinding,
+    ) -> Result<ScramSuccess, AuthError> {
+        let mut client = ScramSha256::new(password.as_bytes(), channel_binding);
+        let (exchange, server_first) = ScramExchange::start(verifier, client.message())?;
+        assert_eq!(exchange.server_first(), server_first);
+        client
+            .update(server_first.as_bytes())
+            .expect("client accepts server-first-message");
+        let success = exchange.finish(client.message())?;
+        client
+            .finish(success.server_final.as_bytes())
+            .expect("client accepts server-final-message");
+        assert_eq!(
+            <[u8; 32]>::from(Sha256::digest(success.client_key)),
+            verifier.stored_key
+        );
+        Ok(success)
+    }
+
+    /// A client-final-message for `server_first` built by postgres-protocol
+    /// after our start(), plus the exchange.
+    fn exchange_and_client_final(password: &str) -> (ScramExchange, String) {
+        let verifier = ScramVerifier::from_password("pw", b"salt", 16);
+        let mut client = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+        let (exchange, server_first) = ScramExchange::start(&verifier, client.message()).unwrap();
+        client.update(server_first.as_bytes()).unwrap();
+        let client_final = String::from_utf8(client.message().to_vec()).unwrap();
+        (exchange, client_final)
+    }
+
+    fn dup(ex: &ScramExchange) -> ScramExchange {
+        ScramExchange {
+            stored_key: ex.stored_key,
+            server_key: ex.server_key,
+            expected_cbind: ex.expected_cbind,
+            nonce: ex.nonce.clone(),
+            client_first_bare: ex.client_first_bare.clone(),
+            server_first: ex.server_first.clone(),
+        }
+    }
+
+    fn combined_nonce(server_first: &str) -> &str {
+        server_first
+            .strip_prefix("r=")
+            .and_then(|s| s.split(',').next())
+            .unwrap()
+    }
+
+    #[test]
+    fn right_password_authenticates_with_real_client() {
+        let verifier = ScramVerifier::generate("correct horse");
+        let success = login(&verifier, "correct horse", ChannelBinding::unsupported()).unwrap();
+        assert!(success.server_final.starts_with("v="));
+        // `y,,` (client supports channel binding, thinks we don't) too.
+        login(&verifier, "correct horse", ChannelBinding::unrequested()).unwrap();
+    }
+
+    #[test]
+    fn client_key_is_the_password_derived_one() {
+        let verifier = ScramVerifier::from_password("pw", b"0123456789abcdef", 4096);
+        let success = login(&verifier, "pw", ChannelBinding::unsupported()).unwrap();
+        let salted = hi(b"pw", b"0123456789abcdef", 4096);
+        assert_eq!(success.client_key, hmac(&salted, &[b"Client Key"]));
+    }
+
+    #[test]
+    fn wrong_password_is_rejected() {
+        let verifier = ScramVerifier::generate("correct horse");
+        for wrong in ["correct horsE", "", "correct horse "] {
+            assert_eq!(
+                login(&verifier, wrong, ChannelBinding::unsupported()).unwrap_err(),
+                AuthError::WrongPassword
+            );
+        }
+    }
+
+    #[test]
+    fn client_rejects_a_forged_server_final() {
+        // Sanity check that the client really verifies our v=, so that the
+        // tests above prove our ServerSignature right.
+        let verifier = ScramVerifier::generate("pw");
+        let mut forged = verifier.clone();
+        forged.server_key[0] ^= 1;
+        let mut client = ScramSha256::new(b"pw", ChannelBinding::unsupported());
+        let (exchange, server_first) = ScramExchange::start(&forged, client.message()).unwrap();
+        client.update(server_first.as_bytes()).unwrap();
+        let success = exchange.finish(client.message()).unwrap();
+        assert!(client.finish(success.server_final.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn long_and_non_ascii_passwords() {
+        // > 64 bytes exercises HMAC's key hashing. The non-ASCII one is
+        // unchanged by SASLprep (already NFKC, no mapped characters).
+        let long = "p".repeat(100);
+        for pw in [long.as_str(), "pässwörd-日本", "with space"] {
+            let verifier = ScramVerifier::generate(pw);
+            login(&verifier, pw, ChannelBinding::unsupported()).unwrap();
+            assert_eq!(
+                login(&verifier, "other", ChannelBinding::unsupported()).unwrap_err(),
+                AuthError::WrongPassword
+            );
+        }
+    }
+
+    #[test]
+    fn postgres15_verifier_authenticates() {
+        let verifier = ScramVerifier::parse(PG15_SECRET).unwrap();
+        assert_eq!(verifier.iterations, 4096);
+        assert_eq!(verifier.salt.len(), 16);
+        login(&verifier, "secret", ChannelBinding::unsupported()).unwrap();
+        assert_eq!(
+            login(&verifier, "wrong", ChannelBinding::unsupported()).unwrap_err(),
+            AuthError::WrongPassword
+        );
+        // Our derivation reproduces PostgreSQL's exactly.
+        let ours = ScramVerifier::from_password("secret", &verifier.salt, 4096);
+        assert_eq!(ours, verifier);
+        assert_eq!(ours.to_verifier_string(), PG15_SECRET);
+        assert!(verifier.verify_password(b"secret"));
+        assert!(!verifier.verify_password(b"Secret"));
+    }
+
+    #[test]
+    fn derivation_matches_postgres_protocol() {
+        for pw in ["secret", "", "p".repeat(100).as_str()] {
+            let theirs = postgres_protocol::password::scram_sha_256(pw.as_bytes());
+            let parsed = ScramVerifier::parse(&theirs).unwrap();
+            let ours = ScramVerifier::from_password(pw, &parsed.salt, parsed.iterations);
+            assert_eq!(ours.to_verifier_string(), theirs);
+        }
+    }
+
+    #[test]
+    fn verifier_string_round_trips() {
+        let v = ScramVerifier::from_password("pencil", b"fixed-salt-16byt", 4096);
+        let s = v.to_verifier_string();
+        assert!(s.starts_with("SCRAM-SHA-256$4096:Zml4ZWQtc2FsdC0xNmJ5dA==$"));
+        assert_eq!(ScramVerifier::parse(&s).unwrap(), v);
+        let g = ScramVerifier::generate("pencil");
+        assert_eq!(g.iterations, DEFAULT_ITERATIONS);
+        assert_eq!(g.salt.len(), DEFAULT_SALT_LEN);
+        assert_eq!(ScramVerifier::parse(&g.to_verifier_string()).unwrap(), g);
+        assert_ne!(g.salt, ScramVerifier::generate("pencil").salt);
+        // Zero iterations is taken as one rather than producing garbage.
+        assert_eq!(ScramVerifier::from_password("x", b"s", 0).iterations, 1);
+    }
+
+    #[test]
+    fn hi_matches_rfc7677_test_vector() {
+        // RFC 7677 section 3: user "user", password "pencil".
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let v = ScramVerifier::from_password("pencil", &salt, 4096);
+        let client_first = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+        let (exchange, server_first) = ScramExchange::start(&v, client_first).unwrap();
+        // Splice in the RFC's server nonce so that the AuthMessage matches.
+        let rfc_nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let rfc_server_first = format!("r={rfc_nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+        assert!(server_first.starts_with("r=rOprNGfwEbeRWgbNEkqO"));
+        assert!(server_first.ends_with(",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"));
+        let exchange = ScramExchange {
+            nonce: rfc_nonce.to_owned(),
+            server_first: rfc_server_first,
+            ..exchange
+        };
+        let client_final =
+            format!("c=biws,r={rfc_nonce},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        let success = exchange.finish(client_final.as_bytes()).unwrap();
+        assert_eq!(
+            success.server_final,
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+    }
+
+    #[test]
+    fn server_nonce_extends_client_nonce() {
+        let v = ScramVerifier::from_password("pw", b"salt", 16);
+        let (_, a) = ScramExchange::start(&v, b"n,,n=,r=abc").unwrap();
+        let (_, b) = ScramExchange::start(&v, b"n,,n=,r=abc").unwrap();
+        let (na, nb) = (combined_nonce(&a), combined_nonce(&b));
+        assert!(na.starts_with("abc") && nb.starts_with("abc"));
+        assert_eq!(na.len(), 3 + 24);
+        assert!(na.bytes().all(is_printable));
+        assert_ne!(na, nb);
+        assert!(a.ends_with(",s=c2FsdA==,i=16"), "{a}");
+    }
+
+    #[test]
+    fn accepted_client_first_variants() {
+        let v = ScramVerifier::from_password("pw", b"salt", 16);
+        for ok in [
+            &b"n,,n=,r=abc"[..],
+            b"y,,n=,r=abc",
+            b"n,,n=user,r=abc",
+            b"n,,n=*,r=abc",
+            b"n,,n=,r=abc,x=ignored-extension",
+            b"n,,n=,r=!\"#$%&'()*+-./~",
+        ] {
+            assert!(
+                ScramExchange::start(&v, ok).is_ok(),
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_client_first_is_a_protocol_error() {
+        let v = ScramVerifier::from_password("pw", b"salt", 16);
+        for bad in [
+            &b""[..],
+            b"n",
+            b"n,",
+            b"n,,",
+            b",,n=,r=abc",
+            b"x,,n=,r=abc",
+            b"p=tls-server-end-point,,n=,r=abc",
+            b"n,a=admin,n=,r=abc",
+            b"n,junk,n=,r=abc",
+            b"n,,m=ext,n=,r=abc",
+            b"n,,r=abc",
+            b"n,,n=",
+            b"n,,n=,",
+            b"n,,n=,x=abc",
+            b"n,,n=,r=",
+            b"n,,n=,r=a c",
+            b"n,,n=,r=abc\x7f",
+            b"n,,n=,r=abc\x01",
+            b"n,,n=,r=ab\xc3\xa9",
+            b"n,,n=,r=abc,",
+            b"n,,n=,r=abc,1=x",
+            b"n,,n=,r=abc\0",
+            b"n,,n=\xff\xfe,r=abc",
+            b"\xff",
+        ] {
+            match ScramExchange::start(&v, bad) {
+                Err(AuthError::Protocol(_)) => {}
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(bad)),
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_client_final_is_a_protocol_error() {
+        let (exchange, good) = exchange_and_client_final("pw");
+        let (c, rest) = good.split_once(",r=").unwrap();
+        let (nonce, proof) = rest.split_once(",p=").unwrap();
+        assert_eq!(c, "c=biws");
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            b"c=biws".to_vec(),
+            format!("c=biws,r={nonce}").into_bytes(),
+            format!("c=biws,r={nonce},").into_bytes(),
+            format!("c=biws,r={nonce},p=").into_bytes(),
+            format!("c=eSws,r={nonce},p={proof}").into_bytes(),
+            format!("c=,r={nonce},p={proof}").into_bytes(),
+            format!("r={nonce},c=biws,p={proof}").into_bytes(),
+            format!("c=biws,r={nonce}x,p={proof}").into_bytes(),
+            format!("c=biws,r=x{nonce},p={proof}").into_bytes(),
+            format!("c=biws,r=,p={proof}").into_bytes(),
+            format!("c=biws,p={proof}").into_bytes(),
+            format!("c=biws,r={nonce},p=!!!!{proof}").into_bytes(),
+            format!("c=biws,r={nonce},p={}", &proof[..proof.len() - 4]).into_bytes(),
+            format!("c=biws,r={nonce},p={proof}AAAA").into_bytes(),
+            format!("c=biws,r={nonce},p={proof},x=1").into_bytes(),
+            format!("c=biws,r={nonce},p={proof},p={proof}").into_bytes(),
+            format!("c=biws,r={nonce},p={proof}\0").into_bytes(),
+            format!("c=biws,r={nonce},1=x,p={proof}").into_bytes(),
+            [format!("c=biws,r={nonce},p=").as_bytes(), b"\xff\xfe"].concat(),
+            [b"c=biws,r=\xff,p=".as_slice(), proof.as_bytes()].concat(),
+        ];
+        for bad in cases {
+            match dup(&exchange).finish(&bad) {
+                Err(AuthError::Protocol(_)) => {}
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(&bad)),
+            }
+        }
+        assert!(exchange.finish(good.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn extension_before_proof_is_accepted_but_covered_by_the_proof() {
+        // An extension attribute is part of client-final-without-proof, so a
+        // real client's proof no longer matches once one is spliced in.
+        let (exchange, good) = exchange_and_client_final("pw");
+        let spliced = good.replacen(",p=", ",x=ext,p=", 1);
+        assert_eq!(
+            exchange.finish(spliced.as_bytes()).unwrap_err(),
+            AuthError::WrongPassword
+        );
+    }
+
+    #[test]
+    fn truncations_and_garbage_never_panic() {
+        let v = ScramVerifier::from_password("pw", b"salt", 16);
+        let mut client = ScramSha256::new(b"pw", ChannelBinding::unsupported());
+        let client_first = client.message().to_vec();
+        for i in 0..=client_first.len() {
+            let _ = ScramExchange::start(&v, &client_first[..i]);
+        }
+        let (exchange, server_first) = ScramExchange::start(&v, &client_first).unwrap();
+        client.update(server_first.as_bytes()).unwrap();
+        let client_final = client.message().to_vec();
+        for i in 0..client_final.len() {
+            assert!(
+                dup(&exchange).finish(&client_final[..i]).is_err(),
+                "prefix {i}"
+            );
+        }
+        // Deterministic pseudo-random garbage, including mutations of valid
+        // messages.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut msg = if next() % 2 == 0 {
+                client_final.clone()
+            } else {
+                client_first.clone()
+            };
+            for _ in 0..(next() % 4 + 1) {
+                let pos = (next() as usize) % msg.len();
+                msg[pos] = next() as u8;
+            }
+            let _ = ScramExchange::start(&v, &msg);
+            let _ = dup(&exchange).finish(&msg);
+        }
+        assert!(exchange.finish(&client_final).is_ok());
+    }
+
+    #[test]
+    fn malformed_verifiers_are_rejected() {
+        let key = STANDARD.encode([7u8; 32]);
+        let short = STANDARD.encode([7u8; 31]);
+        for bad in [
+            String::new(),
+            "SCRAM-SHA-256".to_owned(),
+            "SCRAM-SHA-1$4096:c2FsdA==$".to_owned() + &key + ":" + &key,
+            "SCRAM-SHA-256$4096:c2FsdA==".to_owned(),
+            format!("SCRAM-SHA-256$4096:c2FsdA==${key}"),
+            format!("SCRAM-SHA-256$4096c2FsdA==${key}:{key}"),
+            format!("SCRAM-SHA-256$:c2FsdA==${key}:{key}"),
+            format!("SCRAM-SHA-256$0:c2FsdA==${key}:{key}"),
+            format!("SCRAM-SHA-256$-1:c2FsdA==${key}:{key}"),
+            format!("SCRAM-SHA-256$99999999999:c2FsdA==${key}:{key}"),
+            format!("SCRAM-SHA-256$4096:${key}:{key}"),
+            format!("SCRAM-SHA-256$4096:c2FsdA=${key}:{key}"),
+            format!("SCRAM-SHA-256$4096:c2Fs!A==${key}:{key}"),
+            format!("SCRAM-SHA-256$4096:c2FsdA==${short}:{key}"),
+            format!("SCRAM-SHA-256$4096:c2FsdA==${key}:{short}"),
+            format!("SCRAM-SHA-256$4096:c2FsdA==${key}:{key}$"),
+            format!("SCRAM-SHA-256$4096:c2FsdA==${key}:{key}:"),
+        ] {
+            match ScramVerifier::parse(&bad) {
+                Err(AuthError::BadVerifier(_)) => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(ScramVerifier::parse(&format!("SCRAM-SHA-256$4096:c2FsdA==${key}:{key}")).is_ok());
+    }
+}

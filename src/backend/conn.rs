@@ -1,0 +1,55 @@
+//! One server connection and what Switchyard knows about it: its backend key (for cancels),
+//! the parameter values it reported, the session settings applied on it for clients, and
+//! whether it is still clean enough to reuse.
+
+use crate::frontend::params::ParamMap;
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio::net::TcpStream;
+
+pub struct ServerConn {
+    pub stream: TcpStream,
+    /// "host:port" this connection goes to.
+    pub addr: String,
+    pub backend_pid: i32,
+    pub backend_secret: i32,
+    /// Values from ParameterStatus, as the server last reported them (original name case).
+    pub reported: HashMap<String, String>,
+    /// Settings applied on top of the login defaults for the clients it served.
+    pub applied: ParamMap,
+    /// The server said `in_hot_standby = on` at login: it is a replica.
+    pub in_hot_standby: bool,
+    /// Set when its protocol state is unknown or it failed: never reuse.
+    pub broken: bool,
+    pub created_at: Instant,
+    pub returned_at: Instant,
+}
+
+impl ServerConn {
+    /// Records a ParameterStatus value.
+    pub fn note_parameter(&mut self, name: &str, value: &str) {
+        if name == "in_hot_standby" {
+            self.in_hot_standby = value == "on";
+        }
+        match self.reported.get_mut(name) {
+            Some(v) => {
+                if v != value {
+                    v.clear();
+                    v.push_str(value);
+                }
+            }
+            None => {
+                self.reported.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    /// True when the socket has no unread bytes and is not closed (checked without blocking).
+    pub fn is_quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Server side: one connection to PostgreSQL (connect, login, ParameterStatus, state flags),
+//! reading whole frames from it, and the pools of such connections keyed by
+//! (database, user, host), built on deadpool.
+
+pub mod cluster;
+pub mod conn;
+pub mod io;
+pub mod login;
+pub mod pool;
+
+pub use conn::ServerConn;
+pub use login::{BackendError, ServerSecret};
+pub use pool::{Checkout, ServerPool};

@@ -1,0 +1,448 @@
+//! Configuration data types: the validated, public `Config` model handed to the
+//! rest of Switchyard, the raw `serde` shapes read straight from TOML (with
+//! spans, so validation can point at lines), and every default value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+// ---------------------------------------------------------------------------
+// Defaults and limits
+// ---------------------------------------------------------------------------
+
+/// Default for `checkout_timeout_ms`.
+pub const DEFAULT_CHECKOUT_TIMEOUT_MS: u64 = 5_000;
+/// Default for `connect_timeout_ms`.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Default for `max_message_size` (256 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 268_435_456;
+/// Default for `worker_threads` (0 = one per CPU core).
+pub const DEFAULT_WORKER_THREADS: usize = 0;
+/// Default for `server_idle_timeout_ms` (10 minutes).
+pub const DEFAULT_SERVER_IDLE_TIMEOUT_MS: u64 = 600_000;
+/// Default for `server_lifetime_ms` (1 hour).
+pub const DEFAULT_SERVER_LIFETIME_MS: u64 = 3_600_000;
+/// Default for `client_login_timeout_ms`.
+pub const DEFAULT_CLIENT_LOGIN_TIMEOUT_MS: u64 = 15_000;
+/// Default for `shutdown_timeout_ms`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
+/// Default for `databases.*.pool_size`.
+pub const DEFAULT_POOL_SIZE: usize = 20;
+
+/// Largest accepted `databases.*.pool_size`.
+pub const MAX_POOL_SIZE: usize = 10_000;
+/// Smallest accepted `max_message_size`.
+pub const MIN_MAX_MESSAGE_SIZE: usize = 1024;
+/// Largest accepted `max_message_size`: the protocol's length field is an Int32.
+pub const MAX_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
+/// Largest accepted `worker_threads`.
+pub const MAX_WORKER_THREADS: usize = 1024;
+/// Largest accepted value of any `*_ms` key (365 days).
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 3_600_000;
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes.
+pub const MAX_IDENTIFIER_LEN: usize = 63;
+
+// ---------------------------------------------------------------------------
+// Enums
+// ---------------------------------------------------------------------------
+
+/// How clients must authenticate to Switchyard (`auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256 (`"scram-sha-256"`), the default.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// MD5 challenge-response (`"md5"`).
+    #[serde(rename = "md5")]
+    Md5,
+}
+
+impl AuthMethod {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Md5 => "md5",
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a server connection goes back to the pool (`pool_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    /// Held for the whole client session.
+    Session,
+    /// Released at the end of each transaction (the default).
+    #[default]
+    Transaction,
+    /// Released after each statement; multi-statement transactions are refused.
+    Statement,
+}
+
+impl PoolMode {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+            PoolMode::Statement => "statement",
+        }
+    }
+}
+
+impl fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where queries go (`routing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// Reads may go to replicas, writes to the primary (the default).
+    #[default]
+    ReadWrite,
+    /// Everything goes to the primary.
+    PrimaryOnly,
+}
+
+impl Routing {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::ReadWrite => "read_write",
+            Routing::PrimaryOnly => "primary_only",
+        }
+    }
+}
+
+impl fmt::Display for Routing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of secret a [`User::password`] holds (same rules as PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PasswordKind {
+    /// A cleartext password.
+    Plaintext,
+    /// `"md5"` followed by 32 hex digits: md5(password || username).
+    Md5,
+    /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
+    ScramSha256,
+}
+
+// ---------------------------------------------------------------------------
+// Host addresses
+// ---------------------------------------------------------------------------
+
+/// A server address as written in `hosts`: an IP address or a DNS name, and a
+/// port. Names are resolved when connecting, not when loading the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostAddr {
+    /// IPv4 address, IPv6 address (without brackets) or host name.
+    pub host: String,
+    /// TCP port, 1..=65535.
+    pub port: u16,
+}
+
+impl HostAddr {
+    /// The host as an IP address, if it is one (no DNS lookup).
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+
+    /// A key under which two spellings of the same address compare equal
+    /// (case-insensitive names, canonical IPs).
+    pub fn normalized(&self) -> (String, u16) {
+        match self.ip() {
+            Some(ip) => (ip.to_string(), self.port),
+            None => (
+                self.host.trim_end_matches('.').to_ascii_lowercase(),
+                self.port,
+            ),
+        }
+    }
+}
+
+impl fmt::Display for HostAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why a string is not a `host:port` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddrError(String);
+
+impl fmt::Display for HostAddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostAddrError {}
+
+impl FromStr for HostAddr {
+    type Err = HostAddrError;
+
+    /// Accepts `1.2.3.4:5432`, `[::1]:5432`, `localhost:5432`, `db.internal:5432`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why: String| Err(HostAddrError(why));
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let Some((inside, after)) = rest.split_once(']') else {
+                return err("missing `]` after the IPv6 address".into());
+            };
+            let Some(port) = after.strip_prefix(':') else {
+                return err("missing `:port` after `]`".into());
+            };
+            if inside.parse::<Ipv6Addr>().is_err() {
+                return err(format!("{inside:?} is not an IPv6 address"));
+            }
+            (inside, port)
+        } else {
+            let Some((host, port)) = s.rsplit_once(':') else {
+                return err("missing `:port`".into());
+            };
+            if host.contains(':') {
+                return err("write IPv6 addresses in brackets, e.g. [::1]:5432".into());
+            }
+            if let Err(why) = check_host_name(host) {
+                return err(why);
+            }
+            (host, port)
+        };
+        match port.parse::<u16>() {
+            Ok(port) if port != 0 => Ok(HostAddr {
+                host: host.to_string(),
+                port,
+            }),
+            _ => err(format!("port {port:?} is not a number from 1 to 65535")),
+        }
+    }
+}
+
+/// Checks an IPv4 address or DNS host name (letters, digits, `-`, `_`, dots).
+fn check_host_name(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > 253 {
+        return Err("the host name is longer than 253 bytes".into());
+    }
+    let mut all_numeric = true;
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!("{host:?} is not a valid host name"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err(format!("{host:?} is not a valid host name"));
+        }
+        all_numeric &= label.bytes().all(|b| b.is_ascii_digit());
+    }
+    if all_numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(format!("{host:?} is not a valid IPv4 address"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The validated model
+// ---------------------------------------------------------------------------
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Client listener address (`listen`).
+    pub listen: SocketAddr,
+    /// How clients authenticate to Switchyard (`auth_method`).
+    pub auth_method: AuthMethod,
+    /// `[[users]]`, in file order; names are unique.
+    pub users: Vec<User>,
+    /// `[databases.<name>]`, keyed by the table name (what clients connect to).
+    pub databases: BTreeMap<String, Database>,
+    /// How long a client waits for a pooled server connection (`checkout_timeout_ms`).
+    pub checkout_timeout_ms: u64,
+    /// Server connect + login limit (`connect_timeout_ms`).
+    pub connect_timeout_ms: u64,
+    /// Largest frame accepted from a client, in bytes (`max_message_size`).
+    pub max_message_size: usize,
+    /// Runtime worker threads; 0 = one per core (`worker_threads`).
+    pub worker_threads: usize,
+    /// Close pooled connections idle longer than this; 0 = never (`server_idle_timeout_ms`).
+    pub server_idle_timeout_ms: u64,
+    /// Close server connections older than this; 0 = never (`server_lifetime_ms`).
+    pub server_lifetime_ms: u64,
+    /// Limit for a client to finish startup + authentication (`client_login_timeout_ms`).
+    pub client_login_timeout_ms: u64,
+    /// Grace period for clients on shutdown (`shutdown_timeout_ms`).
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Config {
+    /// `checkout_timeout_ms` as a `Duration`.
+    pub fn checkout_timeout(&self) -> Duration {
+        Duration::from_millis(self.checkout_timeout_ms)
+    }
+
+    /// `connect_timeout_ms` as a `Duration`.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// `client_login_timeout_ms` as a `Duration`.
+    pub fn client_login_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_login_timeout_ms)
+    }
+
+    /// `shutdown_timeout_ms` as a `Duration` (may be zero: close at once).
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// `server_idle_timeout_ms` as a `Duration`; zero means never.
+    pub fn server_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.server_idle_timeout_ms)
+    }
+
+    /// `server_lifetime_ms` as a `Duration`; zero means never.
+    pub fn server_lifetime(&self) -> Duration {
+        Duration::from_millis(self.server_lifetime_ms)
+    }
+
+    /// `worker_threads` with 0 resolved to the number of available cores.
+    pub fn worker_thread_count(&self) -> usize {
+        if self.worker_threads > 0 {
+            self.worker_threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// One `[[users]]` entry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login name, 1..=63 bytes.
+    pub name: String,
+    /// Plaintext, an md5 hash (`md5...`) or a SCRAM-SHA-256 verifier.
+    pub password: String,
+}
+
+impl User {
+    /// Which kind of secret `password` is.
+    pub fn password_kind(&self) -> PasswordKind {
+        password_kind(&self.password)
+    }
+}
+
+/// Never prints the password.
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Classifies a password string as `auth::UserSecret::parse` does: an md5
+/// hash is `md5` plus exactly 32 hex digits, a SCRAM verifier starts with
+/// `SCRAM-SHA-256$` (its shape is checked by validation), anything else is
+/// plaintext.
+pub fn password_kind(password: &str) -> PasswordKind {
+    if password.starts_with("SCRAM-SHA-256$") {
+        PasswordKind::ScramSha256
+    } else if password
+        .strip_prefix("md5")
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        PasswordKind::Md5
+    } else {
+        PasswordKind::Plaintext
+    }
+}
+
+/// One `[databases.<name>]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    /// The table key: the database name clients ask for.
+    pub name: String,
+    /// Server addresses; roles (primary/replica) are discovered at run time.
+    pub hosts: Vec<HostAddr>,
+    /// Database name on the servers (defaults to `name`).
+    pub dbname: String,
+    /// When server connections return to the pool.
+    pub pool_mode: PoolMode,
+    /// Server connections per (database, user, host), 1..=10000.
+    pub pool_size: usize,
+    /// Read/write splitting or primary only.
+    pub routing: Routing,
+}
+
+// ---------------------------------------------------------------------------
+// Raw serde shapes (what the TOML says, with spans, before validation)
+// ---------------------------------------------------------------------------
+
+/// The top level of the file, as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a TOML document")]
+pub(super) struct RawConfig {
+    pub listen: Option<Spanned<String>>,
+    pub auth_method: Option<Spanned<AuthMethod>>,
+    pub checkout_timeout_ms: Option<Spanned<u64>>,
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub max_message_size: Option<Spanned<u64>>,
+    pub worker_threads: Option<Spanned<u64>>,
+    pub server_idle_timeout_ms: Option<Spanned<u64>>,
+    pub server_lifetime_ms: Option<Spanned<u64>>,
+    pub client_login_timeout_ms: Option<Spanned<u64>>,
+    pub shutdown_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub users: Vec<Spanned<RawUser>>,
+    pub databases: Option<BTreeMap<Spanned<String>, RawDatabase>>,
+}
+
+/// One `[[users]]` table, as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[users]] table")]
+pub(super) struct RawUser {
+    pub name: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
+}
+
+/// One `[databases.<name>]` table, as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [databases.<name>] table")]
+pub(super) struct RawDatabase {
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub dbname: Option<Spanned<String>>,
+    pub pool_mode: Option<Spanned<PoolMode>>,
+    pub pool_size: Option<Spanned<u64>>,
+    pub routing: Option<Spanned<Routing>>,
+}

@@ -1,0 +1,754 @@
+//! Turning TOML into a checked `Config`: semantic validation of the raw serde
+//! shapes, and translation of toml/serde errors into `ConfigError`s that name
+//! the key path (`databases.app.hosts[1]`) and the 1-based line of the
+//! offending key or value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use toml::Spanned;
+
+use super::types::{
+    AuthMethod, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase, RawUser, User,
+    DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+    DEFAULT_SERVER_LIFETIME_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS,
+    MAX_DURATION_MS, MAX_IDENTIFIER_LEN, MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS,
+    MIN_MAX_MESSAGE_SIZE,
+};
+use super::ConfigError;
+
+/// Parses and validates a whole document.
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|err| from_toml_error(text, &err))?;
+    Checker { text }.config(raw)
+}
+
+// ---------------------------------------------------------------------------
+// Semantic checks
+// ---------------------------------------------------------------------------
+
+struct Checker<'t> {
+    text: &'t str,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, span: &Range<usize>, path: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            line: line_of(self.text, span.start),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen = match raw.listen {
+            None => {
+                return Err(ConfigError::Global {
+                    message: "missing required key `listen` (e.g. listen = \"127.0.0.1:6432\")"
+                        .to_string(),
+                })
+            }
+            Some(listen) => listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+                self.invalid(
+                    &listen.span(),
+                    "listen",
+                    format!(
+                        "{:?} is not an IP:port address (e.g. \"127.0.0.1:6432\" or \"[::1]:6432\"; \
+                         host names are not accepted here)",
+                        listen.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let auth_method = raw.auth_method.map(Spanned::into_inner).unwrap_or_default();
+
+        let ms = |value, key, default, min| self.int(value, key, default, min, MAX_DURATION_MS, "");
+        let checkout_timeout_ms = ms(
+            raw.checkout_timeout_ms,
+            "checkout_timeout_ms",
+            DEFAULT_CHECKOUT_TIMEOUT_MS,
+            1,
+        )?;
+        let connect_timeout_ms = ms(
+            raw.connect_timeout_ms,
+            "connect_timeout_ms",
+            DEFAULT_CONNECT_TIMEOUT_MS,
+            1,
+        )?;
+        let server_idle_timeout_ms = ms(
+            raw.server_idle_timeout_ms,
+            "server_idle_timeout_ms",
+            DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+            0,
+        )?;
+        let server_lifetime_ms = ms(
+            raw.server_lifetime_ms,
+            "server_lifetime_ms",
+            DEFAULT_SERVER_LIFETIME_MS,
+            0,
+        )?;
+        let client_login_timeout_ms = ms(
+            raw.client_login_timeout_ms,
+            "client_login_timeout_ms",
+            DEFAULT_CLIENT_LOGIN_TIMEOUT_MS,
+            1,
+        )?;
+        let shutdown_timeout_ms = ms(
+            raw.shutdown_timeout_ms,
+            "shutdown_timeout_ms",
+            DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            0,
+        )?;
+        let max_message_size = self.size(
+            raw.max_message_size,
+            "max_message_size",
+            DEFAULT_MAX_MESSAGE_SIZE,
+            MIN_MAX_MESSAGE_SIZE,
+            MAX_MAX_MESSAGE_SIZE,
+            " bytes",
+        )?;
+        let worker_threads = self.size(
+            raw.worker_threads,
+            "worker_threads",
+            DEFAULT_WORKER_THREADS,
+            0,
+            MAX_WORKER_THREADS,
+            "",
+        )?;
+
+        let users = self.users(raw.users, auth_method)?;
+        let databases = self.databases(raw.databases)?;
+
+        Ok(Config {
+            listen,
+            auth_method,
+            users,
+            databases,
+            checkout_timeout_ms,
+            connect_timeout_ms,
+            max_message_size,
+            worker_threads,
+            server_idle_timeout_ms,
+            server_lifetime_ms,
+            client_login_timeout_ms,
+            shutdown_timeout_ms,
+        })
+    }
+
+    /// An optional integer with a default and an inclusive range.
+    fn int(
+        &self,
+        value: Option<Spanned<u64>>,
+        path: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Result<u64, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let n = *value.get_ref();
+        if n < min {
+            Err(self.invalid(
+                &value.span(),
+                path,
+                format!("must be at least {min}{unit} (got {n})"),
+            ))
+        } else if n > max {
+            Err(self.invalid(
+                &value.span(),
+                path,
+                format!("must be at most {max}{unit} (got {n})"),
+            ))
+        } else {
+            Ok(n)
+        }
+    }
+
+    /// Like `int`, for counts and sizes held as `usize`.
+    fn size(
+        &self,
+        value: Option<Spanned<u64>>,
+        path: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+        unit: &str,
+    ) -> Result<usize, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let span = value.span();
+        let n = self.int(Some(value), path, 0, to_u64(min), to_u64(max), unit)?;
+        usize::try_from(n)
+            .map_err(|_| self.invalid(&span, path, format!("{n} is too large for this machine")))
+    }
+
+    fn users(
+        &self,
+        raw: Vec<Spanned<RawUser>>,
+        auth_method: AuthMethod,
+    ) -> Result<Vec<User>, ConfigError> {
+        let mut users = Vec::with_capacity(raw.len());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, entry) in raw.into_iter().enumerate() {
+            let table_span = entry.span();
+            let entry = entry.into_inner();
+            let path = format!("users[{i}]");
+
+            let name = self.required(entry.name, &table_span, &path, "name")?;
+            let name_path = format!("{path}.name");
+            self.identifier(&name, &name_path, "user name")?;
+            let line = line_of(self.text, name.span().start);
+            if let Some(first) = seen.get(name.get_ref()) {
+                return Err(self.invalid(
+                    &name.span(),
+                    &name_path,
+                    format!(
+                        "duplicate user {:?} (first defined at line {first})",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            seen.insert(name.get_ref().clone(), line);
+
+            let password = self.required(entry.password, &table_span, &path, "password")?;
+            self.password(&password, &format!("{path}.password"), auth_method)?;
+
+            users.push(User {
+                name: name.into_inner(),
+                password: password.into_inner(),
+            });
+        }
+        Ok(users)
+    }
+
+    fn password(
+        &self,
+        password: &Spanned<String>,
+        path: &str,
+        auth_method: AuthMethod,
+    ) -> Result<(), ConfigError> {
+        let span = password.span();
+        let secret = password.get_ref();
+        if secret.is_empty() {
+            return Err(self.invalid(&span, path, "the password must not be empty"));
+        }
+        if secret.contains('\0') {
+            return Err(self.invalid(&span, path, "the password must not contain a NUL character"));
+        }
+        let kind = super::types::password_kind(secret);
+        if kind == PasswordKind::ScramSha256 && !is_scram_verifier(secret) {
+            return Err(self.invalid(
+                &span,
+                path,
+                "starts like a SCRAM-SHA-256 verifier but is malformed (expected \
+                 SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, base64 keys of 32 bytes)",
+            ));
+        }
+        // A SCRAM verifier under auth_method = "md5" is fine: such users are
+        // asked for SCRAM. An md5 hash can never answer a SCRAM exchange.
+        match (auth_method, kind) {
+            (AuthMethod::ScramSha256, PasswordKind::Md5) => Err(self.invalid(
+                &span,
+                path,
+                "an md5 hash cannot be used with auth_method = \"scram-sha-256\" \
+                 (use the plaintext password or a SCRAM-SHA-256 verifier, or auth_method = \"md5\")",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn databases(
+        &self,
+        raw: Option<BTreeMap<Spanned<String>, RawDatabase>>,
+    ) -> Result<BTreeMap<String, Database>, ConfigError> {
+        let raw = raw.unwrap_or_default();
+        if raw.is_empty() {
+            return Err(ConfigError::Global {
+                message: "no [databases.*] table; at least one database is required".to_string(),
+            });
+        }
+        let mut databases = BTreeMap::new();
+        for (name, db) in raw {
+            let path = format!("databases.{}", key_segment(name.get_ref()));
+            self.identifier(&name, &path, "database name")?;
+            let database = self.database(&name, &path, db)?;
+            databases.insert(name.into_inner(), database);
+        }
+        Ok(databases)
+    }
+
+    fn database(
+        &self,
+        name: &Spanned<String>,
+        path: &str,
+        raw: RawDatabase,
+    ) -> Result<Database, ConfigError> {
+        let hosts_path = format!("{path}.hosts");
+        let hosts = self.required(raw.hosts, &name.span(), path, "hosts")?;
+        if hosts.get_ref().is_empty() {
+            return Err(self.invalid(&hosts.span(), &hosts_path, "at least one host is required"));
+        }
+        let mut parsed: Vec<HostAddr> = Vec::with_capacity(hosts.get_ref().len());
+        let mut seen: HashMap<(String, u16), usize> = HashMap::new();
+        for (i, host) in hosts.into_inner().into_iter().enumerate() {
+            let host_path = format!("{hosts_path}[{i}]");
+            let addr = host.get_ref().parse::<HostAddr>().map_err(|why| {
+                self.invalid(
+                    &host.span(),
+                    &host_path,
+                    format!("{:?} is not a host:port address: {why}", host.get_ref()),
+                )
+            })?;
+            if let Some(first) = seen.insert(addr.normalized(), i) {
+                return Err(self.invalid(
+                    &host.span(),
+                    &host_path,
+                    format!("duplicate host {addr} (already listed as {hosts_path}[{first}])"),
+                ));
+            }
+            parsed.push(addr);
+        }
+
+        let dbname = match raw.dbname {
+            Some(dbname) => {
+                self.identifier(&dbname, &format!("{path}.dbname"), "dbname")?;
+                dbname.into_inner()
+            }
+            None => name.get_ref().clone(),
+        };
+        let pool_size = self.size(
+            raw.pool_size,
+            &format!("{path}.pool_size"),
+            DEFAULT_POOL_SIZE,
+            1,
+            MAX_POOL_SIZE,
+            "",
+        )?;
+
+        Ok(Database {
+            name: name.get_ref().clone(),
+            hosts: parsed,
+            dbname,
+            pool_mode: raw.pool_mode.map(Spanned::into_inner).unwrap_or_default(),
+            pool_size,
+            routing: raw.routing.map(Spanned::into_inner).unwrap_or_default(),
+        })
+    }
+
+    /// A required key of a table; a missing one is reported at `table_span`.
+    fn required<T>(
+        &self,
+        value: Option<T>,
+        table_span: &Range<usize>,
+        table_path: &str,
+        key: &str,
+    ) -> Result<T, ConfigError> {
+        value.ok_or_else(|| {
+            self.invalid(
+                table_span,
+                table_path,
+                format!("missing required key `{key}`"),
+            )
+        })
+    }
+
+    /// A PostgreSQL identifier: 1..=63 bytes, no NUL.
+    fn identifier(
+        &self,
+        value: &Spanned<String>,
+        path: &str,
+        what: &str,
+    ) -> Result<(), ConfigError> {
+        let text = value.get_ref();
+        let why = if text.is_empty() {
+            format!("the {what} must not be empty")
+        } else if text.len() > MAX_IDENTIFIER_LEN {
+            format!(
+                "the {what} {text:?} is {} bytes long; PostgreSQL allows at most {MAX_IDENTIFIER_LEN}",
+                text.len()
+            )
+        } else if text.contains('\0') {
+            format!("the {what} must not contain a NUL character")
+        } else {
+            return Ok(());
+        };
+        Err(self.invalid(&value.span(), path, why))
+    }
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` with base64
+/// parts and 32-byte keys.
+fn is_scram_verifier(secret: &str) -> bool {
+    let Some(rest) = secret.strip_prefix("SCRAM-SHA-256$") else {
+        return false;
+    };
+    let Some((params, keys)) = rest.split_once('$') else {
+        return false;
+    };
+    let Some((iterations, salt)) = params.split_once(':') else {
+        return false;
+    };
+    let Some((stored_key, server_key)) = keys.split_once(':') else {
+        return false;
+    };
+    // 32 bytes: 43 base64 digits and one `=`.
+    let is_key = |k: &str| k.len() == 44 && k.find('=') == Some(43) && is_base64(k);
+    matches!(iterations.parse::<u32>(), Ok(n) if n > 0)
+        && !salt.is_empty()
+        && is_base64(salt)
+        && is_key(stored_key)
+        && is_key(server_key)
+}
+
+fn is_base64(s: &str) -> bool {
+    s.len() % 4 == 0
+        && s.trim_end_matches('=').len() + 2 >= s.len()
+        && s.trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+// ---------------------------------------------------------------------------
+// Lines and key paths
+// ---------------------------------------------------------------------------
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Byte range of the line holding `offset`, without its newline.
+fn line_range(text: &str, offset: usize) -> Range<usize> {
+    let bytes = text.as_bytes();
+    let offset = offset.min(bytes.len());
+    let start = bytes[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let end = bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| offset + i);
+    start..end
+}
+
+/// 1-based column (in characters) of a byte offset.
+fn column_of(text: &str, offset: usize) -> usize {
+    let range = line_range(text, offset);
+    let end = offset.clamp(range.start, range.end);
+    match text.get(range.start..end) {
+        Some(prefix) => prefix.chars().count() + 1,
+        None => end - range.start + 1,
+    }
+}
+
+/// One path segment, quoted as TOML would need it.
+fn key_segment(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key_segment(key)
+    } else {
+        format!("{parent}.{}", key_segment(key))
+    }
+}
+
+/// Converts a toml/serde error into a `ConfigError` naming line and key path.
+pub(super) fn from_toml_error(text: &str, err: &toml::de::Error) -> ConfigError {
+    let message = err.message().trim().replace('\n', "; ");
+    let Some(span) = err.span() else {
+        return ConfigError::Global { message };
+    };
+    let line = line_of(text, span.start);
+    let Ok(shape) = toml::from_str::<toml::Table>(text) else {
+        // Not even well-formed TOML.
+        return ConfigError::Toml {
+            line,
+            message: format!(
+                "invalid TOML (column {}): {message}",
+                column_of(text, span.start)
+            ),
+        };
+    };
+    let locator = Locator::build(text, &shape);
+    let Some(spot) = locator.as_ref().and_then(|l| l.at(text, span.start)) else {
+        return ConfigError::Toml {
+            line,
+            message: tidy(&message),
+        };
+    };
+    if let Some((key, expected)) = parse_unknown_field(&message) {
+        let hint = unknown_key_hint(&spot.parent, &key);
+        return ConfigError::UnknownKey {
+            line,
+            key,
+            table: spot.parent.clone(),
+            expected,
+            hint,
+        };
+    }
+    ConfigError::Invalid {
+        line,
+        path: spot.path.clone(),
+        message: tidy(&message),
+    }
+}
+
+/// The keys of `RawConfig` (checked against serde's list by a test).
+pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "auth_method",
+    "checkout_timeout_ms",
+    "connect_timeout_ms",
+    "max_message_size",
+    "worker_threads",
+    "server_idle_timeout_ms",
+    "server_lifetime_ms",
+    "client_login_timeout_ms",
+    "shutdown_timeout_ms",
+    "users",
+    "databases",
+];
+
+/// The keys of `RawDatabase` (checked against serde's list by a test).
+pub(super) const DATABASE_KEYS: &[&str] = &["hosts", "dbname", "pool_mode", "pool_size", "routing"];
+
+/// The keys of `RawUser` (checked against serde's list by a test).
+pub(super) const USER_KEYS: &[&str] = &["name", "password"];
+
+/// Advice for a known key in the wrong table ("" or "; ...").
+fn unknown_key_hint(table: &str, key: &str) -> String {
+    let in_database = table.starts_with("databases.");
+    let in_user = table.starts_with("users[");
+    if !table.is_empty() && TOP_LEVEL_KEYS.contains(&key) {
+        format!("; `{key}` is a top-level key: move it before the first [table] header")
+    } else if !in_database && DATABASE_KEYS.contains(&key) {
+        format!("; `{key}` belongs in a [databases.<name>] table")
+    } else if !in_user && USER_KEYS.contains(&key) {
+        format!("; `{key}` belongs in a [[users]] table")
+    } else {
+        String::new()
+    }
+}
+
+/// Splits serde's "unknown field `x`, expected one of `a`, `b`" into the key
+/// and a plain list "a, b".
+fn parse_unknown_field(message: &str) -> Option<(String, String)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest
+        .strip_prefix(", expected one of ")
+        .or_else(|| rest.strip_prefix(", expected "))
+        .unwrap_or("nothing");
+    let expected = expected.replace('`', "").replace(" or ", ", ");
+    Some((key.to_string(), expected))
+}
+
+/// Rewords serde's vocabulary into TOML's.
+fn tidy(message: &str) -> String {
+    message
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: table")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table")
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("unknown variant", "unknown value")
+}
+
+/// Where a key or scalar value sits in the text, and its key path.
+struct Spot {
+    /// Path of the enclosing table or array ("" at the top level).
+    parent: String,
+    /// Full path, e.g. `databases.app.hosts[1]`.
+    path: String,
+    span: Range<usize>,
+}
+
+/// The spans of every key and scalar value of a document. Tables themselves
+/// may have no span in toml (implicit `[databases]`), so only keys and scalars
+/// are recorded, guided by the already parsed shape of the document.
+struct Locator {
+    spots: Vec<Spot>,
+}
+
+impl Locator {
+    fn build(text: &str, shape: &toml::Table) -> Option<Locator> {
+        let mut spots = Vec::new();
+        TableSeed {
+            shape,
+            path: String::new(),
+            spots: &mut spots,
+        }
+        .deserialize(toml::Deserializer::new(text))
+        .ok()?;
+        Some(Locator { spots })
+    }
+
+    /// The innermost key or value containing `offset`; failing that (the
+    /// offset is at a table or array), the key before it on the same line
+    /// (`key = [`), or the first one after it on the same line (`[key]`).
+    fn at(&self, text: &str, offset: usize) -> Option<&Spot> {
+        let containing = self
+            .spots
+            .iter()
+            .filter(|s| s.span.start <= offset && offset < s.span.end.max(s.span.start + 1))
+            .min_by_key(|s| s.span.len());
+        if containing.is_some() {
+            return containing;
+        }
+        let line = line_range(text, offset);
+        let on_line = || {
+            self.spots
+                .iter()
+                .filter(move |s| line.start <= s.span.start && s.span.start <= line.end)
+        };
+        on_line()
+            .filter(|s| s.span.end <= offset)
+            .max_by_key(|s| s.span.end)
+            .or_else(|| {
+                on_line()
+                    .filter(|s| s.span.start > offset)
+                    .min_by_key(|s| s.span.start)
+            })
+    }
+}
+
+struct TableSeed<'a> {
+    shape: &'a toml::Table,
+    path: String,
+    spots: &'a mut Vec<Spot>,
+}
+
+impl<'de> DeserializeSeed<'de> for TableSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TableSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            let path = join(&self.path, key.get_ref());
+            self.spots.push(Spot {
+                parent: self.path.clone(),
+                path: path.clone(),
+                span: key.span(),
+            });
+            match self.shape.get(key.get_ref()) {
+                Some(toml::Value::Table(shape)) => map.next_value_seed(TableSeed {
+                    shape,
+                    path,
+                    spots: &mut *self.spots,
+                })?,
+                Some(toml::Value::Array(shape)) => map.next_value_seed(ArraySeed {
+                    shape,
+                    path,
+                    spots: &mut *self.spots,
+                })?,
+                _ => {
+                    let value: Spanned<IgnoredAny> = map.next_value()?;
+                    self.spots.push(Spot {
+                        parent: self.path.clone(),
+                        path,
+                        span: value.span(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ArraySeed<'a> {
+    shape: &'a [toml::Value],
+    path: String,
+    spots: &'a mut Vec<Spot>,
+}
+
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArraySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for (i, shape) in self.shape.iter().enumerate() {
+            let path = format!("{}[{i}]", self.path);
+            let more = match shape {
+                toml::Value::Table(shape) => seq
+                    .next_element_seed(TableSeed {
+                        shape,
+                        path,
+                        spots: &mut *self.spots,
+                    })?
+                    .is_some(),
+                toml::Value::Array(shape) => seq
+                    .next_element_seed(ArraySeed {
+                        shape,
+                        path,
+                        spots: &mut *self.spots,
+                    })?
+                    .is_some(),
+                _ => match seq.next_element::<Spanned<IgnoredAny>>()? {
+                    Some(value) => {
+                        self.spots.push(Spot {
+                            parent: self.path.clone(),
+                            path,
+                            span: value.span(),
+                        });
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if !more {
+                return Ok(());
+            }
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! Client authentication against the configured users: SCRAM-SHA-256 (default) or md5.
+//! Unknown users go through the same exchange against a dummy secret, so the answer does not
+//! reveal which user names exist.
+
+use super::client_io::{ClientIo, ReadError};
+use crate::app::App;
+use crate::auth::scram::{ScramExchange, ScramVerifier};
+use crate::auth::UserSecret;
+use crate::config::AuthMethod;
+use crate::protocol::frame::{read_cstr, HEADER_LEN};
+use crate::protocol::messages::{self, PgError};
+use crate::protocol::SqlState;
+
+/// Largest authentication message accepted from a client.
+const MAX_AUTH_MESSAGE: usize = 10_000;
+
+/// Why a login failed; the FATAL error to send, if the client is still there.
+pub enum AuthFailure {
+    Fatal(PgError),
+    Gone,
+}
+
+impl From<ReadError> for AuthFailure {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Protocol(p) => AuthFailure::Fatal(p),
+            ReadError::Closed | ReadError::Io(_) => AuthFailure::Gone,
+        }
+    }
+}
+
+fn wrong_password(user: &str) -> AuthFailure {
+    AuthFailure::Fatal(PgError::fatal(
+        SqlState::INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    ))
+}
+
+fn protocol(msg: &str) -> AuthFailure {
+    AuthFailure::Fatal(PgError::fatal(SqlState::PROTOCOL_VIOLATION, msg))
+}
+
+/// Runs the authentication exchange; on success nothing has been written yet but the
+/// exchange itself (the caller sends AuthenticationOk).
+pub async fn authenticate(io: &mut ClientIo, app: &App, user: &str) -> Result<(), AuthFailure> {
+    let secret = app.user_secret(user);
+    let scram_verifier = secret.and_then(UserSecret::scram_verifier);
+    let use_md5 = app.config().auth_method == AuthMethod::Md5
+        && secret.is_some_and(|s| !matches!(s, UserSecret::Scram(_)));
+    if use_md5 {
+        md5_exchange(io, secret, user).await
+    } else {
+        let (verifier, known) = match scram_verifier {
+            Some(v) => (v, true),
+            None => (app.dummy_verifier(), false),
+        };
+        let ok = scram_exchange(io, verifier).await?;
+        if ok && known {
+            Ok(())
+        } else {
+            Err(wrong_password(user))
+        }
+    }
+}
+
+async fn read_password_message(io: &mut ClientIo) -> Result<bytes::BytesMut, AuthFailure> {
+    let frame = io.read_frame(MAX_AUTH_MESSAGE).await?;
+    if frame[0] != b'p' {
+        return Err(protocol(&format!(
+            "expected password response, got message type {}",
+            frame[0]
+        )));
+    }
+    Ok(frame)
+}
+
+async fn md5_exchange(
+    io: &mut ClientIo,
+    secret: Option<&UserSecret>,
+    user: &str,
+) -> Result<(), AuthFailure> {
+    let salt: [u8; 4] = rand::random();
+    messages::auth_md5(&mut io.out, salt);
+    io.flush().await.map_err(|_| AuthFailure::Gone)?;
+    let frame = read_password_message(io).await?;
+    let (answer, _) =
+        read_cstr(&frame[HEADER_LEN..]).ok_or_else(|| protocol("malformed password message"))?;
+    match secret {
+        Some(s) if crate::auth::md5::md5_verify(s, user, salt, answer) => Ok(()),
+        _ => Err(wrong_password(user)),
+    }
+}
+
+/// Returns whether the client proved knowledge of the verifier's password.
+async fn scram_exchange(io: &mut ClientIo, verifier: &ScramVerifier) -> Result<bool, AuthFailure> {
+    messages::auth_sasl(&mut io.out, &["SCRAM-SHA-256"]);
+    io.flush().await.map_err(|_| AuthFailure::Gone)?;
+
+    let frame = read_password_message(io).await?;
+    let body = &frame[HEADER_LEN..];
+    let (mechanism, rest) =
+        read_cstr(body).ok_or_else(|| protocol("malformed SASLInitialResponse"))?;
+    if mechanism != b"SCRAM-SHA-256" {
+        return Err(protocol(
+            "client selected an invalid SASL authentication mechanism",
+        ));
+    }
+    if rest.len() < 4 {
+        return Err(protocol("malformed SASLInitialResponse"));
+    }
+    let declared = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let data = &rest[4..];
+    if declared < 0 || declared as usize != data.len() {
+        return Err(protocol("malformed SASLInitialResponse: bad data length"));
+    }
+    let (exchange, server_first) = match ScramExchange::start(verifier, data) {
+        Ok(x) => x,
+        Err(e) => return Err(protocol(&format!("malformed SCRAM message: {e}"))),
+    };
+    messages::auth_sasl_continue(&mut io.out, server_first.as_bytes());
+    io.flush().await.map_err(|_| AuthFailure::Gone)?;
+
+    let frame = read_password_message(io).await?;
+    match exchange.finish(&frame[HEADER_LEN..]) {
+        Ok(done) => {
+            messages::auth_sasl_final(&mut io.out, done.server_final.as_bytes());
+            Ok(true)
+        }
+        Err(crate::auth::AuthError::WrongPassword) => Ok(false),
+        Err(e) => Err(protocol(&format!("malformed SCRAM message: {e}"))),
+    }
+}

@@ -1,0 +1,122 @@
+//! From accept to an authenticated session: SSLRequest/GSSENCRequest answered `N`,
+//! CancelRequest forwarded, StartupMessage checked, the user authenticated, the database
+//! found; then the session takes over.
+
+use super::auth::{authenticate, AuthFailure};
+use super::cancel::send_cancel;
+use super::client_io::{ClientIo, ReadError};
+use super::session::Session;
+use crate::app::App;
+use crate::protocol::messages::{self, PgError};
+use crate::protocol::startup::StartupPacket;
+use crate::protocol::SqlState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// Serves one client connection until it ends; never panics on client input.
+pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let mut io = ClientIo::new(stream);
+    let timeout = app.config().client_login_timeout();
+    let started = tokio::time::timeout(timeout, startup(&app, &mut io, peer)).await;
+    let (user, database, params) = match started {
+        Ok(Some(login)) => login,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::info!(%peer, "client login timed out");
+            io.send_error(&PgError::fatal(
+                SqlState::PROTOCOL_VIOLATION,
+                "canceling authentication due to timeout",
+            ))
+            .await;
+            return;
+        }
+    };
+    let Some(cluster) = app.cluster(&database) else {
+        tracing::info!(%peer, %user, %database, "unknown database");
+        io.send_error(&PgError::fatal(
+            SqlState::INVALID_CATALOG_NAME,
+            format!("database \"{database}\" does not exist"),
+        ))
+        .await;
+        return;
+    };
+    tracing::info!(%peer, %user, %database, "client logged in");
+    let mut session = Session::new(app, io, cluster, &user, &params);
+    session.run().await;
+    tracing::info!(%peer, %user, %database, "client disconnected");
+}
+
+/// Negotiates and authenticates; returns (user, database) or None once the connection is done.
+async fn startup(
+    app: &App,
+    io: &mut ClientIo,
+    peer: SocketAddr,
+) -> Option<(String, String, Vec<(String, String)>)> {
+    let params = loop {
+        match io.read_startup().await {
+            Ok(StartupPacket::SslRequest) | Ok(StartupPacket::GssEncRequest) => {
+                if io.has_buffered() {
+                    // Bytes sent before our answer could be injected by a third party.
+                    io.send_error(&PgError::fatal(
+                        SqlState::PROTOCOL_VIOLATION,
+                        "received unencrypted data after SSL request",
+                    ))
+                    .await;
+                    return None;
+                }
+                io.out.extend_from_slice(&[messages::NO_ENCRYPTION]);
+                io.flush().await.ok()?;
+            }
+            Ok(StartupPacket::Cancel { pid, secret }) => {
+                if let Some(target) = app.cancels.target(pid, secret) {
+                    send_cancel(&target).await;
+                } else {
+                    tracing::debug!(%peer, "cancel request for an unknown key ignored");
+                }
+                return None;
+            }
+            Ok(StartupPacket::Startup { params }) => break params,
+            Err(ReadError::Protocol(e)) => {
+                tracing::info!(%peer, error = %e, "bad startup packet");
+                io.send_error(&e).await;
+                return None;
+            }
+            Err(_) => return None,
+        }
+    };
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
+        io.send_error(&PgError::fatal(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            "replication connections are not supported through Switchyard",
+        ))
+        .await;
+        return None;
+    }
+    let Some(user) = get("user").filter(|u| !u.is_empty()) else {
+        io.send_error(&PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION,
+            "no PostgreSQL user name specified in startup packet",
+        ))
+        .await;
+        return None;
+    };
+    let database = get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    match authenticate(io, app, &user).await {
+        Ok(()) => {}
+        Err(AuthFailure::Fatal(e)) => {
+            tracing::info!(%peer, %user, error = %e, "client authentication failed");
+            io.send_error(&e).await;
+            return None;
+        }
+        Err(AuthFailure::Gone) => return None,
+    }
+    messages::auth_ok(&mut io.out);
+    Some((user, database, params))
+}

@@ -1,0 +1,178 @@
+//! Server-to-client streaming while attached. Frames pass through as raw bytes, even when
+//! they are larger than the buffer (no whole-result buffering); only ReadyForQuery,
+//! ErrorResponse, ParameterStatus and CommandComplete are looked at. A server FATAL is held
+//! back so the session can report it as an ERROR and keep the client.
+
+use super::params::{apply_change, is_tracked_report, ParamMap, ParamValue};
+use super::session::Attached;
+use crate::backend::io::SERVER_MAX_FRAME;
+use crate::protocol::backend_msgs::{command_tag, error_fields, parameter_status, ready_status};
+use crate::protocol::frame::peek_header;
+use crate::protocol::messages::{Severity, TxStatus};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Where a server frame that is being streamed through stands.
+#[derive(Default)]
+pub struct ServerInput {
+    /// Bytes of the current pass-through frame not yet seen.
+    frame_left: usize,
+}
+
+pub struct Outcome {
+    /// The connection is idle and clean: release it before writing `bytes`.
+    pub release: bool,
+    /// Bytes still to send to the client (only when releasing).
+    pub bytes: Option<Bytes>,
+}
+
+pub enum ProcessError {
+    /// Writing to the client failed.
+    Client,
+    /// The server broke the protocol.
+    Server(String),
+}
+
+fn inspected(tag: u8) -> bool {
+    matches!(tag, b'Z' | b'E' | b'S' | b'C')
+}
+
+impl ServerInput {
+    /// Handles the bytes in `sbuf`: forwards complete and partial pass-through frames,
+    /// inspects the rest, and reports whether the connection can be released.
+    pub async fn process(
+        &mut self,
+        sbuf: &mut BytesMut,
+        a: &mut Attached,
+        client: &mut TcpStream,
+        wanted: &mut ParamMap,
+        startup: &ParamMap,
+        release_at_idle: bool,
+    ) -> Result<Outcome, ProcessError> {
+        let mut pos = 0;
+        let mut fwd_start = 0;
+        let mut release = false;
+        loop {
+            if self.frame_left > 0 {
+                let take = self.frame_left.min(sbuf.len() - pos);
+                pos += take;
+                self.frame_left -= take;
+                if self.frame_left > 0 {
+                    break;
+                }
+                continue;
+            }
+            let h = match peek_header(&sbuf[pos..], SERVER_MAX_FRAME) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ProcessError::Server(format!(
+                        "invalid message from server: {e}"
+                    )))
+                }
+            };
+            if !inspected(h.tag) {
+                self.frame_left = h.total_len;
+                continue;
+            }
+            if sbuf.len() - pos < h.total_len {
+                sbuf.reserve(h.total_len);
+                break;
+            }
+            let frame = &sbuf[pos..pos + h.total_len];
+            match h.tag {
+                b'Z' => {
+                    let status = ready_status(frame)
+                        .ok_or_else(|| ProcessError::Server("invalid ReadyForQuery".into()))?;
+                    pos += h.total_len;
+                    a.status = status;
+                    a.pending = a.pending.saturating_sub(1);
+                    a.answered += 1;
+                    settle(a, wanted, startup, status);
+                    if release_at_idle
+                        && a.pending == 0
+                        && status == TxStatus::Idle
+                        && pos == sbuf.len()
+                    {
+                        release = true;
+                        break;
+                    }
+                    continue;
+                }
+                b'E' => {
+                    if let Some(err) = error_fields(frame) {
+                        if err.severity == Severity::Fatal {
+                            // Forward what came before, drop the FATAL itself.
+                            if pos > fwd_start
+                                && client.write_all(&sbuf[fwd_start..pos]).await.is_err()
+                            {
+                                return Err(ProcessError::Client);
+                            }
+                            pos += h.total_len;
+                            fwd_start = pos;
+                            a.conn.broken = true;
+                            a.fatal = Some(err);
+                            continue;
+                        }
+                    }
+                    a.saw_error = true;
+                }
+                b'S' => {
+                    if let Some((name, value)) = parameter_status(frame) {
+                        a.conn.note_parameter(name, value);
+                        if is_tracked_report(name) {
+                            let key = name.to_ascii_lowercase();
+                            let v = ParamValue::Literal(value.to_string());
+                            a.conn.applied.insert(key.clone(), v.clone());
+                            wanted.insert(key, v);
+                        }
+                    }
+                }
+                _ => a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]),
+            }
+            pos += h.total_len;
+        }
+        if release {
+            let mut head = sbuf.split_to(pos);
+            head.advance(fwd_start);
+            return Ok(Outcome {
+                release: true,
+                bytes: (!head.is_empty()).then(|| head.freeze()),
+            });
+        }
+        if pos > fwd_start && client.write_all(&sbuf[fwd_start..pos]).await.is_err() {
+            return Err(ProcessError::Client);
+        }
+        sbuf.advance(pos);
+        Ok(Outcome {
+            release: false,
+            bytes: None,
+        })
+    }
+}
+
+/// At a ReadyForQuery outside a transaction, the SET/RESET of the requests answered so far
+/// take effect (or are dropped, if their transaction failed or rolled back).
+fn settle(a: &mut Attached, wanted: &mut ParamMap, startup: &ParamMap, status: TxStatus) {
+    if status != TxStatus::Idle {
+        return;
+    }
+    let keep = !a.saw_error && !a.last_rollback;
+    let answered = a.answered;
+    if !a.changes.is_empty() {
+        let empty = ParamMap::new();
+        let mut rest = Vec::new();
+        for (seq, change) in a.changes.drain(..) {
+            if seq >= answered {
+                rest.push((seq, change));
+            } else if keep {
+                apply_change(wanted, &change, startup);
+                apply_change(&mut a.conn.applied, &change, &empty);
+            }
+        }
+        a.changes = rest;
+    }
+    a.saw_error = false;
+    a.last_rollback = false;
+}

@@ -1,0 +1,531 @@
+//! The request loop of one logged-in client. Idle, it waits for the client; with a request,
+//! it attaches a server connection (checkout plus parameter sync), forwards client frames as
+//! they come, streams server frames back, and in transaction mode releases the connection at
+//! the ReadyForQuery('I') that answers the client's last sync point.
+
+use super::aborted::{answer_locally, LocalState};
+use super::cancel::{send_cancel, CancelHandle, CancelTarget};
+use super::client_io::ClientIo;
+use super::params::{self, ParamChange, ParamMap};
+use super::server_input::{self, ServerInput};
+use crate::app::App;
+use crate::backend::cluster::{Cluster, UserPools};
+use crate::backend::io::read_frame;
+use crate::backend::pool::{self, Checkout};
+use crate::config::PoolMode;
+use crate::protocol::backend_msgs::{error_fields, parameter_status};
+use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
+use crate::protocol::messages::{self, PgError, TxStatus};
+use crate::protocol::SqlState;
+use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A server connection while a client uses it.
+pub struct Attached {
+    pub conn: Checkout,
+    /// Sync points (Query, Sync, FunctionCall) sent and not yet answered by ReadyForQuery.
+    pub pending: usize,
+    /// Status of the last ReadyForQuery.
+    pub status: TxStatus,
+    /// Parameter changes seen in the client's SQL, each with the number of the request
+    /// (sync point) it belongs to; settled when that request's transaction ends.
+    pub changes: Vec<(u64, ParamChange)>,
+    /// Sync points forwarded and ReadyForQuery messages received since attaching.
+    pub sent: u64,
+    pub answered: u64,
+    /// An ErrorResponse came since the last settled ReadyForQuery.
+    pub saw_error: bool,
+    /// The last CommandComplete was ROLLBACK.
+    pub last_rollback: bool,
+    /// A FATAL the server sent before closing, held back to report as ERROR.
+    pub fatal: Option<PgError>,
+}
+
+impl Attached {
+    /// Records the session-level SET/RESET/DISCARD statements of the next request.
+    fn note_changes(&mut self, sql: &str) {
+        let mut found = Vec::new();
+        params::scan_changes(sql, &mut found);
+        let seq = self.sent;
+        self.changes.extend(found.into_iter().map(|c| (seq, c)));
+    }
+}
+
+/// What the loop does next.
+enum Flow {
+    Continue,
+    Close,
+}
+
+pub struct Session {
+    app: Arc<App>,
+    io: ClientIo,
+    sbuf: BytesMut,
+    input: ServerInput,
+    cluster: Arc<Cluster>,
+    pools: Arc<UserPools>,
+    mode: PoolMode,
+    max_message: usize,
+    startup: ParamMap,
+    wanted: ParamMap,
+    server: Option<Attached>,
+    local: LocalState,
+    cancel: CancelHandle,
+    label: String,
+}
+
+impl Session {
+    pub fn new(
+        app: Arc<App>,
+        io: ClientIo,
+        cluster: Arc<Cluster>,
+        user: &str,
+        startup_params: &[(String, String)],
+    ) -> Session {
+        let pools = cluster.user_pools(user, &app.server_secret(user));
+        let startup = params::startup_params(startup_params);
+        let cancel = app.cancels.register();
+        let label = format!("{user}@{}", cluster.db.name);
+        Session {
+            mode: cluster.db.pool_mode,
+            max_message: app.config().max_message_size,
+            io,
+            sbuf: BytesMut::with_capacity(8192),
+            input: ServerInput::default(),
+            cluster,
+            pools,
+            wanted: startup.clone(),
+            startup,
+            server: None,
+            local: LocalState::default(),
+            cancel,
+            label,
+            app,
+        }
+    }
+
+    /// Finishes login (parameters, key, ReadyForQuery), then serves requests until the end.
+    pub async fn run(&mut self) {
+        if let Err(e) = self.login().await {
+            self.io
+                .send_error(&e.with_severity(messages::Severity::Fatal))
+                .await;
+            return;
+        }
+        let mut shutdown = self.app.shutdown_signal();
+        loop {
+            let flow = if self.server.is_some() {
+                self.step_attached().await
+            } else {
+                tokio::select! {
+                    r = self.read_client() => match r {
+                        Ok(true) => self.on_client_data().await,
+                        Ok(false) => Flow::Close,
+                        Err(e) => { self.io.send_error(&e).await; Flow::Close }
+                    },
+                    _ = wait_shutdown(&mut shutdown) => {
+                        self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
+                            "terminating connection because Switchyard is shutting down")).await;
+                        Flow::Close
+                    }
+                }
+            };
+            if let Flow::Close = flow {
+                self.detach_on_close().await;
+                return;
+            }
+        }
+    }
+
+    /// Sends ParameterStatus (as a server with this client's settings reports them),
+    /// BackendKeyData and ReadyForQuery.
+    async fn login(&mut self) -> Result<(), PgError> {
+        self.attach().await?;
+        if let Some(a) = &self.server {
+            let mut names: Vec<&String> = a.conn.reported.keys().collect();
+            names.sort();
+            for n in names {
+                messages::parameter_status(&mut self.io.out, n, &a.conn.reported[n]);
+            }
+        }
+        messages::backend_key_data(&mut self.io.out, self.cancel.pid, self.cancel.secret);
+        messages::ready_for_query(&mut self.io.out, TxStatus::Idle);
+        if self.mode == PoolMode::Transaction {
+            self.release();
+        }
+        self.io.flush().await.map_err(|e| {
+            PgError::fatal(
+                SqlState::CONNECTION_FAILURE,
+                format!("client write failed: {e}"),
+            )
+        })
+    }
+
+    /// Reads more client bytes; Ok(false) when the client closed.
+    async fn read_client(&mut self) -> Result<bool, PgError> {
+        if self.io.buf.capacity() - self.io.buf.len() < 4096 {
+            self.io.buf.reserve(8192);
+        }
+        match self.io.stream.read_buf(&mut self.io.buf).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::debug!(client = %self.label, error = %e, "client read failed");
+                Ok(false)
+            }
+        }
+    }
+
+    /// One wait while a server is attached: whichever side speaks first.
+    async fn step_attached(&mut self) -> Flow {
+        let Some(a) = self.server.as_mut() else {
+            return Flow::Continue;
+        };
+        if self.sbuf.capacity() - self.sbuf.len() < 4096 {
+            self.sbuf.reserve(16384);
+        }
+        if self.io.buf.capacity() - self.io.buf.len() < 1024 {
+            self.io.buf.reserve(8192);
+        }
+        let server_stream = &mut a.conn.stream;
+        tokio::select! {
+            r = self.io.stream.read_buf(&mut self.io.buf) => match r {
+                Ok(n) if n > 0 => self.on_client_data().await,
+                _ => Flow::Close,
+            },
+            r = server_stream.read_buf(&mut self.sbuf) => match r {
+                Ok(n) if n > 0 => self.on_server_data().await,
+                Ok(_) => self.on_server_lost("server closed the connection unexpectedly").await,
+                Err(e) => self.on_server_lost(&format!("server connection failed: {e}")).await,
+            },
+        }
+    }
+
+    /// Handles the complete client frames in the input buffer.
+    async fn on_client_data(&mut self) -> Flow {
+        loop {
+            if self.server.is_some() {
+                return self.forward_client_frames().await;
+            }
+            if !self.local.active() {
+                match self.needs_server() {
+                    Ok(Some(true)) => {
+                        if let Err(e) = self.attach().await {
+                            tracing::debug!(client = %self.label, error = %e, "attach failed");
+                            self.local.fail_request(e);
+                        }
+                        continue;
+                    }
+                    Ok(Some(false)) => {}
+                    Ok(None) => return Flow::Continue,
+                    Err(e) => return self.protocol_violation(e).await,
+                }
+            }
+            match answer_locally(&mut self.local, &mut self.io, self.max_message) {
+                Ok(more) => {
+                    let flow = self.flush_client().await;
+                    if more && matches!(flow, Flow::Continue) {
+                        continue;
+                    }
+                    return flow;
+                }
+                Err(e) => return self.protocol_violation(e).await,
+            }
+        }
+    }
+
+    /// Whether the complete frames buffered need a server (None: no complete frame yet).
+    fn needs_server(&self) -> Result<Option<bool>, PgError> {
+        let mut any = false;
+        for f in Frames::new(&self.io.buf, self.max_message) {
+            let (h, _) =
+                f.map_err(|e| PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))?;
+            any = true;
+            if !matches!(h.tag, b'S' | b'H' | b'X') {
+                return Ok(Some(true));
+            }
+        }
+        Ok(any.then_some(false))
+    }
+
+    /// Forwards the complete client frames to the attached server, tracking sync points and
+    /// parameter changes; a Terminate ends the session.
+    async fn forward_client_frames(&mut self) -> Flow {
+        let Some(a) = self.server.as_mut() else {
+            return Flow::Continue;
+        };
+        let mut end = 0;
+        let mut terminate = false;
+        let mut frames = Frames::new(&self.io.buf, self.max_message);
+        for f in frames.by_ref() {
+            let (h, frame) = match f {
+                Ok(x) => x,
+                Err(e) => {
+                    let e = PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string());
+                    return self.protocol_violation(e).await;
+                }
+            };
+            match h.tag {
+                b'Q' => {
+                    if let Some((sql, _)) = read_cstr(&frame[HEADER_LEN..]) {
+                        if let Ok(sql) = std::str::from_utf8(sql) {
+                            a.note_changes(sql);
+                        }
+                    }
+                    a.pending += 1;
+                    a.sent += 1;
+                }
+                b'P' => {
+                    let body = &frame[HEADER_LEN..];
+                    if let Some((_, rest)) = read_cstr(body) {
+                        if let Some((sql, _)) = read_cstr(rest) {
+                            if let Ok(sql) = std::str::from_utf8(sql) {
+                                a.note_changes(sql);
+                            }
+                        }
+                    }
+                }
+                b'S' | b'F' => {
+                    a.pending += 1;
+                    a.sent += 1;
+                }
+                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => {}
+                b'X' => {
+                    terminate = true;
+                    break;
+                }
+                other => {
+                    let e = PgError::fatal(
+                        SqlState::PROTOCOL_VIOLATION,
+                        format!("invalid frontend message type {other}"),
+                    );
+                    return self.protocol_violation(e).await;
+                }
+            }
+            end += h.total_len;
+        }
+        if end > 0 {
+            let write = a.conn.stream.write_all(&self.io.buf[..end]).await;
+            self.io.buf.advance(end);
+            if let Err(e) = write {
+                return self
+                    .on_server_lost(&format!("server write failed: {e}"))
+                    .await;
+            }
+        }
+        if terminate {
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    /// Streams what the server sent to the client, inspecting only what must be inspected.
+    async fn on_server_data(&mut self) -> Flow {
+        let Some(a) = self.server.as_mut() else {
+            return Flow::Continue;
+        };
+        let release_at_idle = self.mode == PoolMode::Transaction;
+        let outcome = self
+            .input
+            .process(
+                &mut self.sbuf,
+                a,
+                &mut self.io.stream,
+                &mut self.wanted,
+                &self.startup,
+                release_at_idle,
+            )
+            .await;
+        match outcome {
+            Ok(server_input::Outcome { release, bytes }) => {
+                if release {
+                    self.release();
+                }
+                if let Some(bytes) = bytes {
+                    if self.io.stream.write_all(&bytes).await.is_err() {
+                        return Flow::Close;
+                    }
+                }
+                Flow::Continue
+            }
+            Err(server_input::ProcessError::Client) => Flow::Close,
+            Err(server_input::ProcessError::Server(why)) => self.on_server_lost(&why).await,
+        }
+    }
+
+    async fn flush_client(&mut self) -> Flow {
+        match self.io.flush().await {
+            Ok(()) if self.local.closing => Flow::Close,
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close,
+        }
+    }
+
+    /// Sends a FATAL protocol error and ends the session.
+    async fn protocol_violation(&mut self, e: PgError) -> Flow {
+        tracing::info!(client = %self.label, error = %e, "protocol violation");
+        self.io.send_error(&e).await;
+        Flow::Close
+    }
+
+    /// Checks out a server connection and brings its session parameters in line.
+    async fn attach(&mut self) -> Result<(), PgError> {
+        let mut conn = self.cluster.checkout_primary(&self.pools).await?;
+        if let Some(sql) = params::sync_sql(&self.wanted, &conn.applied) {
+            let limit = self.app.config().connect_timeout();
+            match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
+                Ok(Ok(())) => conn.applied = self.wanted.clone(),
+                Ok(Err(e)) => {
+                    pool::discard(conn);
+                    return Err(e);
+                }
+                Err(_) => {
+                    pool::discard(conn);
+                    return Err(PgError::error(
+                        SqlState::CONNECTION_FAILURE,
+                        "timed out applying session parameters on a server connection",
+                    ));
+                }
+            }
+        }
+        self.cancel.set(Some(CancelTarget {
+            addr: conn.addr.clone(),
+            pid: conn.backend_pid,
+            secret: conn.backend_secret,
+        }));
+        self.input = ServerInput::default();
+        self.server = Some(Attached {
+            conn,
+            pending: 0,
+            status: TxStatus::Idle,
+            changes: Vec::new(),
+            sent: 0,
+            answered: 0,
+            saw_error: false,
+            last_rollback: false,
+            fatal: None,
+        });
+        Ok(())
+    }
+
+    /// Gives the server connection back to its pool (or closes it if it is not clean).
+    fn release(&mut self) {
+        if let Some(a) = self.server.take() {
+            self.cancel.set(None);
+            let mut conn = a.conn;
+            if a.pending != 0 || a.status != TxStatus::Idle || !self.sbuf.is_empty() {
+                conn.broken = true;
+            }
+            pool::release(conn);
+        }
+    }
+
+    /// The server connection died under this client.
+    async fn on_server_lost(&mut self, why: &str) -> Flow {
+        let Some(a) = self.server.take() else {
+            return Flow::Continue;
+        };
+        self.cancel.set(None);
+        self.sbuf.clear();
+        let mut conn = a.conn;
+        conn.broken = true;
+        tracing::warn!(client = %self.label, server = %conn.addr, reason = why, "server connection lost");
+        pool::release(conn);
+        let err = a
+            .fatal
+            .map(|f| f.with_severity(messages::Severity::Error))
+            .unwrap_or_else(|| PgError::error(SqlState::CONNECTION_FAILURE, why.to_string()));
+        if self.mode == PoolMode::Session {
+            self.io
+                .send_error(&err.with_severity(messages::Severity::Fatal))
+                .await;
+            return Flow::Close;
+        }
+        let in_tx = a.status != TxStatus::Idle;
+        self.local
+            .server_lost(err, a.pending, in_tx, &mut self.io.out);
+        self.flush_client().await
+    }
+
+    /// The client is gone (or told to go): return or close the server connection.
+    async fn detach_on_close(&mut self) {
+        let Some(a) = self.server.take() else {
+            return;
+        };
+        self.cancel.set(None);
+        let mut conn = a.conn;
+        let idle = a.pending == 0 && a.status == TxStatus::Idle && self.sbuf.is_empty();
+        if !idle {
+            // Closing makes the server roll back; a running query is cancelled first.
+            if a.pending > 0 {
+                send_cancel(&CancelTarget {
+                    addr: conn.addr.clone(),
+                    pid: conn.backend_pid,
+                    secret: conn.backend_secret,
+                })
+                .await;
+            }
+            tracing::info!(client = %self.label, server = %conn.addr, "client left mid-transaction: server connection closed");
+            pool::discard(conn);
+            return;
+        }
+        if self.mode == PoolMode::Session {
+            let reset = tokio::time::timeout(
+                Duration::from_secs(5),
+                run_sync(&mut conn, "DISCARD ALL", &mut self.sbuf),
+            )
+            .await;
+            match reset {
+                Ok(Ok(())) => conn.applied.clear(),
+                _ => conn.broken = true,
+            }
+        }
+        pool::release(conn);
+    }
+}
+
+/// Runs Switchyard's own simple query on a connection and reads to ReadyForQuery, keeping
+/// ParameterStatus values and swallowing the rest. Fails if the server reports an error.
+pub async fn run_sync(conn: &mut Checkout, sql: &str, buf: &mut BytesMut) -> Result<(), PgError> {
+    let lost = |e: std::io::Error| {
+        PgError::error(
+            SqlState::CONNECTION_FAILURE,
+            format!("server connection failed: {e}"),
+        )
+    };
+    let mut out = BytesMut::new();
+    messages::write_message(&mut out, b'Q', |b| {
+        b.extend_from_slice(sql.as_bytes());
+        b.extend_from_slice(&[0]);
+    });
+    conn.stream.write_all(&out).await.map_err(lost)?;
+    let mut error = None;
+    loop {
+        let h = read_frame(&mut conn.stream, buf).await.map_err(lost)?;
+        let frame = buf.split_to(h.total_len);
+        match h.tag {
+            b'S' => {
+                if let Some((n, v)) = parameter_status(&frame) {
+                    conn.note_parameter(n, v);
+                }
+            }
+            b'E' => error = error_fields(&frame),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some(e) => {
+            tracing::warn!(server = %conn.addr, error = %e, sql, "session sync query failed");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Resolves once shutdown has begun (holds no watch guard across awaits).
+async fn wait_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

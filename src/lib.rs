@@ -1,0 +1,12 @@
+//! Switchyard: a PostgreSQL connection pooler and read/write query router.
+//!
+//! The binary (`src/main.rs`) parses the CLI and runs [`net::Server`]; tests run the same
+//! server in-process with an [`app::App`] built from a config.
+
+pub mod app;
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod frontend;
+pub mod net;
+pub mod protocol;

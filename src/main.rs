@@ -1,0 +1,93 @@
+//! The `switchyard` command: `--config FILE` runs the pooler, `--check` validates the config
+//! and exits. SIGTERM/SIGINT drain sessions and exit.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchyard::app::App;
+use switchyard::config::Config;
+use switchyard::net::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "PostgreSQL connection pooler and read/write router"
+)]
+struct Cli {
+    /// Path of the TOML configuration file.
+    #[arg(long, short = 'c', default_value = "config/switchyard.toml")]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let workers = config.worker_threads;
+    let listen = config.listen;
+    let app = match App::new(config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("switchyard: config {}: {e}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check {
+        println!("switchyard: {} is valid", cli.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        rt.worker_threads(workers);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchyard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let server = match Server::start(app.clone(), listen).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("switchyard: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("signal received: draining");
+        server.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,111 @@
+//! Runs Switchyard in-process in front of a test cluster and connects real clients to it.
+
+use super::cluster::{
+    PgCluster, APP_DB, APP_PASSWORD, APP_USER, MD5_PASSWORD, MD5_USER, TRUST_USER,
+};
+use std::net::SocketAddr;
+use switchyard::app::App;
+use switchyard::config::Config;
+use switchyard::net::Server;
+use tokio_postgres::{Client, NoTls};
+
+/// Config text for `cluster`: users app (SCRAM), md5user, trustuser; database `app` over
+/// every node; `extra_db` lines are appended to `[databases.app]`, `extra_top` to the top.
+pub fn config_text(cluster: &PgCluster, extra_top: &str, extra_db: &str) -> String {
+    let hosts: Vec<String> = cluster
+        .nodes()
+        .map(|n| format!("\"{}\"", n.addr()))
+        .collect();
+    format!(
+        r#"listen = "127.0.0.1:0"
+{extra_top}
+
+[[users]]
+name = "{APP_USER}"
+password = "{APP_PASSWORD}"
+
+[[users]]
+name = "{MD5_USER}"
+password = "{MD5_PASSWORD}"
+
+[[users]]
+name = "{TRUST_USER}"
+password = "unused_by_trust"
+
+[databases.{APP_DB}]
+hosts = [{hosts}]
+{extra_db}
+"#,
+        hosts = hosts.join(", ")
+    )
+}
+
+/// Starts Switchyard for `cluster` with the given config additions.
+pub async fn start(cluster: &PgCluster, extra_top: &str, extra_db: &str) -> Server {
+    start_with(&config_text(cluster, extra_top, extra_db)).await
+}
+
+pub async fn start_with(text: &str) -> Server {
+    let config = Config::from_toml_str(text).expect("test config is valid");
+    let listen: SocketAddr = config.listen;
+    let app = App::new(config).expect("app builds");
+    Server::start(app, listen)
+        .await
+        .expect("switchyard listens")
+}
+
+/// A libpq-style connection string to Switchyard.
+pub fn conn_str(server: &Server, user: &str, password: &str, db: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user={user} password={password} dbname={db} connect_timeout=10",
+        server.addr.port()
+    )
+}
+
+/// Connects tokio-postgres to Switchyard as `app` and drives the connection in a task.
+pub async fn connect(server: &Server) -> Client {
+    connect_as(server, APP_USER, APP_PASSWORD, APP_DB)
+        .await
+        .expect("connect through switchyard")
+}
+
+pub async fn connect_as(
+    server: &Server,
+    user: &str,
+    password: &str,
+    db: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    connect_str(&conn_str(server, user, password, db)).await
+}
+
+pub async fn connect_str(s: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(s, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// SQLSTATE of a tokio-postgres error, if the server (or Switchyard) sent one.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.as_db_error().map(|d| d.code().code().to_string())
+}
+
+/// Number of server connections of `user` on the primary right now.
+pub fn server_connections(cluster: &PgCluster, user: &str) -> usize {
+    cluster
+        .primary
+        .psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = '{user}' AND pid <> pg_backend_pid()"
+        ))
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The message text of a tokio-postgres error (the database error's, when there is one).
+pub fn message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => d.message().to_string(),
+        None => e.to_string(),
+    }
+}
