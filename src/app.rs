@@ -8,6 +8,7 @@ use crate::backend::cluster::{Cluster, PoolSettings};
 use crate::backend::ServerSecret;
 use crate::config::{Config, PoolMode};
 use crate::frontend::cancel::CancelRegistry;
+use crate::topology::CheckerLogin;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,13 @@ impl App {
         };
         let mut clusters = HashMap::new();
         for (name, db) in &config.databases {
+            if let Some(u) = &db.health_check_user {
+                if !users.contains_key(u) {
+                    return Err(format!(
+                        "databases.{name}.health_check_user: no [[users]] entry named \"{u}\""
+                    ));
+                }
+            }
             if db.pool_mode == PoolMode::Statement {
                 return Err(format!(
                     "databases.{name}.pool_mode: \"statement\" is not implemented yet; use \"transaction\" or \"session\""
@@ -108,6 +116,33 @@ impl App {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Starts the per-cluster health checkers; they end when shutdown begins.
+    pub fn start_background_tasks(&self) {
+        for cluster in self.clusters.values() {
+            let db = &cluster.db;
+            let user = db
+                .health_check_user
+                .clone()
+                .or_else(|| self.config.users.first().map(|u| u.name.clone()));
+            let Some(user) = user else {
+                tracing::warn!(db = %db.name, "no user to run health checks as: roles are learned from pooled connections only");
+                continue;
+            };
+            let login = CheckerLogin {
+                secret: self.server_secret(&user),
+                user,
+                dbname: db.dbname.clone(),
+                timeout: self.config.connect_timeout(),
+            };
+            let interval = Duration::from_millis(db.health_check_interval_ms);
+            tokio::spawn(cluster.topology.clone().run_checker(
+                login,
+                interval,
+                self.shutdown_signal(),
+            ));
+        }
     }
 
     pub fn begin_shutdown(&self) {

@@ -10,3 +10,5 @@ pub mod config;
 pub mod frontend;
 pub mod net;
 pub mod protocol;
+pub mod router;
+pub mod topology;

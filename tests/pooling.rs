@@ -24,7 +24,7 @@ fn ensure_db(cluster: &PgCluster, db: &str) {
 fn db_connections(cluster: &PgCluster, db: &str) -> usize {
     cluster
         .primary
-        .psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND backend_type = 'client backend'"))
+        .psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND backend_type = 'client backend' AND application_name <> 'switchyard-health-check'"))
         .parse()
         .unwrap()
 }

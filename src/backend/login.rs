@@ -69,6 +69,8 @@ pub struct LoginParams<'a> {
     pub dbname: &'a str,
     pub secret: &'a ServerSecret,
     pub timeout: Duration,
+    /// `application_name` sent at login (pooled connections get the client's by SET).
+    pub application_name: Option<&'a str>,
 }
 
 /// Connects and logs in, all within `p.timeout`.
@@ -90,8 +92,11 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
     let mut stream = TcpStream::connect(p.addr).await.map_err(io_err)?;
     stream.set_nodelay(true).map_err(io_err)?;
     let mut out = BytesMut::new();
-    frontend::startup_message([("user", p.user), ("database", p.dbname)], &mut out)
-        .map_err(io_err)?;
+    let mut params = vec![("user", p.user), ("database", p.dbname)];
+    if let Some(name) = p.application_name {
+        params.push(("application_name", name));
+    }
+    frontend::startup_message(params, &mut out).map_err(io_err)?;
     stream.write_all(&out).await.map_err(io_err)?;
 
     let proto = |why: &str| BackendError::Protocol {

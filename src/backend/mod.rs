@@ -7,6 +7,8 @@ pub mod conn;
 pub mod io;
 pub mod login;
 pub mod pool;
+pub mod query;
+pub mod stats;
 
 pub use conn::ServerConn;
 pub use login::{BackendError, ServerSecret};

@@ -33,6 +33,7 @@ impl managed::Manager for ServerManager {
             dbname: &self.dbname,
             secret: &self.secret,
             timeout: self.connect_timeout,
+            application_name: None,
         })
         .await?;
         tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.backend_pid, "server connection opened");

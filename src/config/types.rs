@@ -403,6 +403,48 @@ pub struct Database {
     pub pool_size: usize,
     /// Read/write splitting or primary only.
     pub routing: Routing,
+    /// Functions with side effects besides the built-in list: a SELECT calling one goes to
+    /// the primary. Lower case.
+    pub write_functions: Vec<String>,
+    /// Functions declared safe for replicas (removed from the write list). Lower case.
+    pub read_only_functions: Vec<String>,
+    /// How a client's reads after its own writes avoid stale replicas.
+    pub read_your_writes: ReadYourWrites,
+    /// With `read_your_writes = "window"`: reads stay on the primary this long after a write.
+    pub read_your_writes_window_ms: u64,
+    /// How a replica is picked for a read.
+    pub load_balancing: LoadBalancing,
+    /// Include the primary in the set of servers for reads.
+    pub primary_reads: bool,
+    /// How often each host's role and WAL position are checked.
+    pub health_check_interval_ms: u64,
+    /// The user whose credentials the health checks log in with (default: the first user).
+    pub health_check_user: Option<String>,
+}
+
+/// How reads after a client's own write avoid stale replicas (`read_your_writes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadYourWrites {
+    /// A replica serves the client's reads only once it has replayed the client's last
+    /// commit (the primary's WAL position read right after it).
+    #[default]
+    Lsn,
+    /// The client's reads go to the primary for `read_your_writes_window_ms` after a write.
+    Window,
+    /// No tracking: reads may see a replica that has not replayed the client's write yet.
+    Off,
+}
+
+/// How a replica is chosen for a read (`load_balancing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancing {
+    /// The replica with the fewest connections in use.
+    #[default]
+    LeastConnections,
+    RoundRobin,
+    Random,
 }
 
 // ---------------------------------------------------------------------------
@@ -445,4 +487,12 @@ pub(super) struct RawDatabase {
     pub pool_mode: Option<Spanned<PoolMode>>,
     pub pool_size: Option<Spanned<u64>>,
     pub routing: Option<Spanned<Routing>>,
+    pub write_functions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub read_only_functions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub read_your_writes: Option<Spanned<ReadYourWrites>>,
+    pub read_your_writes_window_ms: Option<Spanned<u64>>,
+    pub load_balancing: Option<Spanned<LoadBalancing>>,
+    pub primary_reads: Option<Spanned<bool>>,
+    pub health_check_interval_ms: Option<Spanned<u64>>,
+    pub health_check_user: Option<Spanned<String>>,
 }

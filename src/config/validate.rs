@@ -332,6 +332,52 @@ impl Checker<'_> {
             "",
         )?;
 
+        let functions = |list: Option<Spanned<Vec<Spanned<String>>>>, key: &str| {
+            let mut out = Vec::new();
+            for (i, f) in list
+                .map(Spanned::into_inner)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let name = f.get_ref().trim().to_ascii_lowercase();
+                if name.is_empty() {
+                    return Err(self.invalid(
+                        &f.span(),
+                        &format!("{path}.{key}[{i}]"),
+                        "empty function name",
+                    ));
+                }
+                out.push(name);
+            }
+            Ok(out)
+        };
+        let write_functions = functions(raw.write_functions, "write_functions")?;
+        let read_only_functions = functions(raw.read_only_functions, "read_only_functions")?;
+        let read_your_writes_window_ms = self.int(
+            raw.read_your_writes_window_ms,
+            &format!("{path}.read_your_writes_window_ms"),
+            1000,
+            0,
+            MAX_DURATION_MS,
+            " ms",
+        )?;
+        let health_check_interval_ms = self.int(
+            raw.health_check_interval_ms,
+            &format!("{path}.health_check_interval_ms"),
+            1000,
+            100,
+            MAX_DURATION_MS,
+            " ms",
+        )?;
+        let health_check_user = match raw.health_check_user {
+            Some(u) => {
+                self.identifier(&u, &format!("{path}.health_check_user"), "user name")?;
+                Some(u.into_inner())
+            }
+            None => None,
+        };
+
         Ok(Database {
             name: name.get_ref().clone(),
             hosts: parsed,
@@ -339,6 +385,20 @@ impl Checker<'_> {
             pool_mode: raw.pool_mode.map(Spanned::into_inner).unwrap_or_default(),
             pool_size,
             routing: raw.routing.map(Spanned::into_inner).unwrap_or_default(),
+            write_functions,
+            read_only_functions,
+            read_your_writes: raw
+                .read_your_writes
+                .map(Spanned::into_inner)
+                .unwrap_or_default(),
+            read_your_writes_window_ms,
+            load_balancing: raw
+                .load_balancing
+                .map(Spanned::into_inner)
+                .unwrap_or_default(),
+            primary_reads: raw.primary_reads.map(Spanned::into_inner).unwrap_or(false),
+            health_check_interval_ms,
+            health_check_user,
         })
     }
 
@@ -537,7 +597,21 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// The keys of `RawDatabase` (checked against serde's list by a test).
-pub(super) const DATABASE_KEYS: &[&str] = &["hosts", "dbname", "pool_mode", "pool_size", "routing"];
+pub(super) const DATABASE_KEYS: &[&str] = &[
+    "hosts",
+    "dbname",
+    "pool_mode",
+    "pool_size",
+    "routing",
+    "write_functions",
+    "read_only_functions",
+    "read_your_writes",
+    "read_your_writes_window_ms",
+    "load_balancing",
+    "primary_reads",
+    "health_check_interval_ms",
+    "health_check_user",
+];
 
 /// The keys of `RawUser` (checked against serde's list by a test).
 pub(super) const USER_KEYS: &[&str] = &["name", "password"];

@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod client_io;
 pub mod login;
 pub mod params;
+pub mod routing;
 pub mod server_input;
 pub mod session;
 pub mod sql_lexer;

@@ -7,16 +7,19 @@ use super::aborted::{answer_locally, LocalState};
 use super::cancel::{send_cancel, CancelHandle, CancelTarget};
 use super::client_io::ClientIo;
 use super::params::{self, ParamChange, ParamMap};
+use super::routing::{decide, Decision, ReadYourWritesState, StatementRoutes};
 use super::server_input::{self, ServerInput};
 use crate::app::App;
 use crate::backend::cluster::{Cluster, UserPools};
 use crate::backend::io::read_frame;
 use crate::backend::pool::{self, Checkout};
+use crate::backend::query::{parse_lsn, query_row};
 use crate::config::PoolMode;
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
+use crate::router::{Reason, Target};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +44,8 @@ pub struct Attached {
     pub last_rollback: bool,
     /// A FATAL the server sent before closing, held back to report as ERROR.
     pub fatal: Option<PgError>,
+    /// Where and why this connection was chosen.
+    pub decision: Decision,
 }
 
 impl Attached {
@@ -72,6 +77,8 @@ pub struct Session {
     wanted: ParamMap,
     server: Option<Attached>,
     local: LocalState,
+    ryw: ReadYourWritesState,
+    statements: StatementRoutes,
     cancel: CancelHandle,
     label: String,
 }
@@ -100,6 +107,8 @@ impl Session {
             startup,
             server: None,
             local: LocalState::default(),
+            ryw: ReadYourWritesState::default(),
+            statements: StatementRoutes::default(),
             cancel,
             label,
             app,
@@ -117,7 +126,7 @@ impl Session {
         let mut shutdown = self.app.shutdown_signal();
         loop {
             let flow = if self.server.is_some() {
-                self.step_attached().await
+                self.step_attached(&mut shutdown).await
             } else {
                 tokio::select! {
                     r = self.read_client() => match r {
@@ -142,7 +151,13 @@ impl Session {
     /// Sends ParameterStatus (as a server with this client's settings reports them),
     /// BackendKeyData and ReadyForQuery.
     async fn login(&mut self) -> Result<(), PgError> {
-        self.attach().await?;
+        let d = Decision {
+            target: Target::Primary,
+            reason: Reason::SessionCommand,
+            may_write: false,
+            min_lsn: 0,
+        };
+        self.attach(d).await?;
         if let Some(a) = &self.server {
             let mut names: Vec<&String> = a.conn.reported.keys().collect();
             names.sort();
@@ -179,10 +194,12 @@ impl Session {
     }
 
     /// One wait while a server is attached: whichever side speaks first.
-    async fn step_attached(&mut self) -> Flow {
+    async fn step_attached(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Flow {
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
+        // A session-mode client between transactions can be let go at shutdown.
+        let idle = a.pending == 0 && a.status == TxStatus::Idle && self.io.buf.is_empty();
         if self.sbuf.capacity() - self.sbuf.len() < 4096 {
             self.sbuf.reserve(16384);
         }
@@ -200,6 +217,11 @@ impl Session {
                 Ok(_) => self.on_server_lost("server closed the connection unexpectedly").await,
                 Err(e) => self.on_server_lost(&format!("server connection failed: {e}")).await,
             },
+            _ = wait_shutdown(shutdown), if idle => {
+                self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
+                    "terminating connection because Switchyard is shutting down")).await;
+                Flow::Close
+            }
         }
     }
 
@@ -212,7 +234,15 @@ impl Session {
             if !self.local.active() {
                 match self.needs_server() {
                     Ok(Some(true)) => {
-                        if let Err(e) = self.attach().await {
+                        let d = decide(
+                            &self.cluster.db,
+                            &self.cluster.classifier,
+                            &self.ryw,
+                            &self.statements,
+                            &self.io.buf,
+                            self.max_message,
+                        );
+                        if let Err(e) = self.attach(d).await {
                             tracing::debug!(client = %self.label, error = %e, "attach failed");
                             self.local.fail_request(e);
                         }
@@ -340,13 +370,19 @@ impl Session {
             .await;
         match outcome {
             Ok(server_input::Outcome { release, bytes }) => {
-                if release {
+                let note_write =
+                    release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
+                if release && !note_write {
                     self.release();
                 }
                 if let Some(bytes) = bytes {
                     if self.io.stream.write_all(&bytes).await.is_err() {
                         return Flow::Close;
                     }
+                }
+                if note_write {
+                    self.note_write().await;
+                    self.release();
                 }
                 Flow::Continue
             }
@@ -371,8 +407,22 @@ impl Session {
     }
 
     /// Checks out a server connection and brings its session parameters in line.
-    async fn attach(&mut self) -> Result<(), PgError> {
-        let mut conn = self.cluster.checkout_primary(&self.pools).await?;
+    async fn attach(&mut self, mut d: Decision) -> Result<(), PgError> {
+        let mut conn = match d.target {
+            Target::Replica => match self.cluster.checkout_read(&self.pools, d.min_lsn).await {
+                Some(c) => c,
+                None => {
+                    self.cluster.stats.fallback();
+                    d.target = Target::Primary;
+                    self.cluster.checkout_primary(&self.pools).await?
+                }
+            },
+            Target::Primary => self.cluster.checkout_primary(&self.pools).await?,
+        };
+        self.cluster.stats.count(d.target, d.reason);
+        tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
+        self.statements
+            .note_parses(&self.io.buf, self.max_message, d.target);
         if let Some(sql) = params::sync_sql(&self.wanted, &conn.applied) {
             let limit = self.app.config().connect_timeout();
             match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
@@ -406,8 +456,47 @@ impl Session {
             saw_error: false,
             last_rollback: false,
             fatal: None,
+            decision: d,
         });
         Ok(())
+    }
+
+    /// After a transaction that may have written: remember what the client's next reads
+    /// need (the primary's WAL position, or the time window).
+    async fn note_write(&mut self) {
+        let db = &self.cluster.db;
+        let mode = db.read_your_writes;
+        let window = Duration::from_millis(db.read_your_writes_window_ms);
+        if db.routing == crate::config::Routing::PrimaryOnly {
+            return;
+        }
+        let mut lsn = None;
+        if mode == crate::config::ReadYourWrites::Lsn
+            && self.cluster.topology.snapshot().has_replicas()
+        {
+            if let Some(a) = self.server.as_mut() {
+                let limit = self.app.config().connect_timeout();
+                let q = query_row(
+                    &mut a.conn.stream,
+                    &mut self.sbuf,
+                    "SELECT pg_current_wal_lsn()",
+                );
+                match tokio::time::timeout(limit, q).await {
+                    Ok(Ok(row)) => lsn = row.first().and_then(|v| v.as_deref()).and_then(parse_lsn),
+                    _ => a.conn.broken = true,
+                }
+                self.sbuf.clear();
+                if lsn.is_none() {
+                    // Unknown position: keep reads on the primary for a while instead.
+                    self.ryw.wrote(
+                        crate::config::ReadYourWrites::Window,
+                        window.max(Duration::from_secs(1)),
+                        None,
+                    );
+                }
+            }
+        }
+        self.ryw.wrote(mode, window, lsn);
     }
 
     /// Gives the server connection back to its pool (or closes it if it is not clean).

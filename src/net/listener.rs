@@ -20,6 +20,7 @@ impl Server {
     pub async fn start(app: Arc<App>, addr: SocketAddr) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        app.start_background_tasks();
         let task = tokio::spawn(serve(app.clone(), listener));
         Ok(Server { app, addr, task })
     }

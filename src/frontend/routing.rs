@@ -1,0 +1,181 @@
+//! Per-request routing in the session: which SQL text decides (the first Query or Parse of
+//! the request), the classification, read-your-writes state, and the resulting target.
+
+use crate::config::{Database, PoolMode, ReadYourWrites, Routing};
+use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
+use crate::router::{Classifier, Kind, Reason, Target};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// What a client's earlier writes require of the replicas its reads go to.
+#[derive(Default)]
+pub struct ReadYourWritesState {
+    /// A replica must have replayed this WAL position (`read_your_writes = "lsn"`).
+    pub min_lsn: u64,
+    /// Reads go to the primary until then (`read_your_writes = "window"`).
+    pub primary_until: Option<Instant>,
+}
+
+impl ReadYourWritesState {
+    /// Records a committed write.
+    pub fn wrote(&mut self, mode: ReadYourWrites, window: Duration, lsn: Option<u64>) {
+        match mode {
+            ReadYourWrites::Lsn => {
+                if let Some(l) = lsn {
+                    self.min_lsn = self.min_lsn.max(l);
+                }
+            }
+            ReadYourWrites::Window => self.primary_until = Some(Instant::now() + window),
+            ReadYourWrites::Off => {}
+        }
+    }
+}
+
+/// A routing decision for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub target: Target,
+    pub reason: Reason,
+    /// The transaction may write: its commit must be waited for before the client reads
+    /// from replicas again.
+    pub may_write: bool,
+    /// A replica must have replayed this position (0: any replica).
+    pub min_lsn: u64,
+}
+
+impl Decision {
+    fn primary(reason: Reason, may_write: bool) -> Decision {
+        Decision {
+            target: Target::Primary,
+            reason,
+            may_write,
+            min_lsn: 0,
+        }
+    }
+}
+
+/// What the first statement-bearing frame of a request says.
+enum FirstSql<'a> {
+    Text(&'a str),
+    /// A Bind/Describe/Execute of a statement prepared in an earlier request.
+    Statement(&'a str),
+    None,
+}
+
+fn first_sql(buf: &[u8], max: usize) -> FirstSql<'_> {
+    for f in Frames::new(buf, max) {
+        let Ok((h, frame)) = f else {
+            return FirstSql::None;
+        };
+        let body = &frame[HEADER_LEN..];
+        match h.tag {
+            b'Q' => {
+                return match read_cstr(body).and_then(|(s, _)| std::str::from_utf8(s).ok()) {
+                    Some(sql) => FirstSql::Text(sql),
+                    None => FirstSql::None,
+                }
+            }
+            b'P' => {
+                let sql = read_cstr(body)
+                    .and_then(|(_, rest)| read_cstr(rest))
+                    .and_then(|(s, _)| std::str::from_utf8(s).ok());
+                return match sql {
+                    Some(sql) => FirstSql::Text(sql),
+                    None => FirstSql::None,
+                };
+            }
+            b'B' => {
+                // portal name, then statement name
+                let name = read_cstr(body)
+                    .and_then(|(_, rest)| read_cstr(rest))
+                    .and_then(|(s, _)| std::str::from_utf8(s).ok());
+                return match name {
+                    Some(n) => FirstSql::Statement(n),
+                    None => FirstSql::None,
+                };
+            }
+            _ => {}
+        }
+    }
+    FirstSql::None
+}
+
+/// Names of statements the client prepared, with where their Parse went.
+#[derive(Default)]
+pub struct StatementRoutes {
+    routes: HashMap<String, Target>,
+}
+
+impl StatementRoutes {
+    /// Notes every named Parse in the request as going to `target`.
+    pub fn note_parses(&mut self, buf: &[u8], max: usize, target: Target) {
+        for f in Frames::new(buf, max) {
+            let Ok((h, frame)) = f else { return };
+            if h.tag != b'P' {
+                continue;
+            }
+            if let Some((name, _)) = read_cstr(&frame[HEADER_LEN..]) {
+                if !name.is_empty() && self.routes.len() < 10_000 {
+                    if let Ok(n) = std::str::from_utf8(name) {
+                        self.routes.insert(n.to_string(), target);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decides where the request at the front of `buf` goes.
+pub fn decide(
+    db: &Database,
+    classifier: &Classifier,
+    ryw: &ReadYourWritesState,
+    statements: &StatementRoutes,
+    buf: &[u8],
+    max: usize,
+) -> Decision {
+    if db.routing == Routing::PrimaryOnly || db.pool_mode == PoolMode::Session {
+        return Decision::primary(Reason::SessionCommand, true);
+    }
+    let c = match first_sql(buf, max) {
+        FirstSql::Text(sql) => classifier.classify(sql),
+        FirstSql::Statement(name) => {
+            let target = statements
+                .routes
+                .get(name)
+                .copied()
+                .unwrap_or(Target::Primary);
+            return Decision {
+                target,
+                reason: Reason::ServerState,
+                may_write: target == Target::Primary,
+                min_lsn: ryw.min_lsn,
+            };
+        }
+        FirstSql::None => return Decision::primary(Reason::ServerState, true),
+    };
+    let reason = c.route_reason();
+    let wants_replica = match c.hint {
+        Some(t) => t == Target::Replica,
+        None => matches!(c.kind, Kind::Read | Kind::BeginReadOnly),
+    };
+    if !wants_replica {
+        let may_write = !matches!(c.kind, Kind::Read | Kind::Neutral | Kind::End);
+        return Decision::primary(reason, may_write);
+    }
+    if db.read_your_writes == ReadYourWrites::Window
+        && ryw.primary_until.is_some_and(|t| Instant::now() < t)
+    {
+        return Decision::primary(reason, false);
+    }
+    Decision {
+        target: Target::Replica,
+        reason,
+        may_write: false,
+        min_lsn: if db.read_your_writes == ReadYourWrites::Lsn {
+            ryw.min_lsn
+        } else {
+            0
+        },
+    }
+}
