@@ -8,6 +8,7 @@ use crate::backend::cluster::{Cluster, PoolSettings};
 use crate::backend::ServerSecret;
 use crate::config::{Config, PoolMode};
 use crate::frontend::cancel::CancelRegistry;
+use crate::prepared::Registry;
 use crate::topology::CheckerLogin;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct App {
     users: HashMap<String, UserEntry>,
     clusters: HashMap<String, Arc<Cluster>>,
     pub cancels: Arc<CancelRegistry>,
+    /// Prepared statements shared by all clients (server-side names).
+    pub statements: Registry,
     dummy: ScramVerifier,
     shutdown: watch::Sender<bool>,
 }
@@ -53,6 +56,7 @@ impl App {
             connect_timeout: config.connect_timeout(),
             lifetime: non_zero(config.server_lifetime()),
             idle_timeout: non_zero(config.server_idle_timeout()),
+            statements_per_connection: config.prepared_statements_per_connection,
         };
         let mut clusters = HashMap::new();
         for (name, db) in &config.databases {
@@ -72,6 +76,7 @@ impl App {
         }
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(App {
+            statements: Registry::new(config.max_prepared_statements),
             config,
             users,
             clusters,

@@ -22,6 +22,7 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     pub lifetime: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    pub statements_per_connection: usize,
 }
 
 /// A user's pools for one cluster, one per host in config order.
@@ -78,6 +79,7 @@ impl Cluster {
                         connect_timeout: self.settings.connect_timeout,
                         lifetime: self.settings.lifetime,
                         idle_timeout: self.settings.idle_timeout,
+                        statements_per_connection: self.settings.statements_per_connection,
                     },
                     self.db.pool_size,
                     self.settings.checkout_timeout,

@@ -3,6 +3,7 @@
 //! whether it is still clean enough to reuse.
 
 use crate::frontend::params::ParamMap;
+use crate::prepared::ServerStatements;
 use std::collections::HashMap;
 use std::time::Instant;
 use tokio::net::TcpStream;
@@ -19,6 +20,8 @@ pub struct ServerConn {
     pub applied: ParamMap,
     /// The server said `in_hot_standby = on` at login: it is a replica.
     pub in_hot_standby: bool,
+    /// Prepared statements this connection holds (server names).
+    pub prepared: ServerStatements,
     /// Set when its protocol state is unknown or it failed: never reuse.
     pub broken: bool,
     pub created_at: Instant,

@@ -208,6 +208,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
                     backend_secret: key.1,
                     reported,
                     applied: Default::default(),
+                    prepared: crate::prepared::ServerStatements::new(250),
                     in_hot_standby,
                     broken: false,
                     created_at: now,

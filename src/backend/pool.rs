@@ -20,6 +20,8 @@ pub struct ServerManager {
     pub lifetime: Option<Duration>,
     /// Close connections idle in the pool longer than this (None: never).
     pub idle_timeout: Option<Duration>,
+    /// Prepared statements kept per connection.
+    pub statements_per_connection: usize,
 }
 
 impl managed::Manager for ServerManager {
@@ -36,6 +38,8 @@ impl managed::Manager for ServerManager {
             application_name: None,
         })
         .await?;
+        let mut conn = conn;
+        conn.prepared = crate::prepared::ServerStatements::new(self.statements_per_connection);
         tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.backend_pid, "server connection opened");
         Ok(conn)
     }

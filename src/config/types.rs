@@ -302,6 +302,10 @@ pub struct Config {
     pub client_login_timeout_ms: u64,
     /// Grace period for clients on shutdown (`shutdown_timeout_ms`).
     pub shutdown_timeout_ms: u64,
+    /// Statements each server connection keeps prepared (LRU beyond that).
+    pub prepared_statements_per_connection: usize,
+    /// Distinct statements remembered across clients (unused ones are forgotten beyond this).
+    pub max_prepared_statements: usize,
 }
 
 impl Config {
@@ -465,6 +469,8 @@ pub(super) struct RawConfig {
     pub server_lifetime_ms: Option<Spanned<u64>>,
     pub client_login_timeout_ms: Option<Spanned<u64>>,
     pub shutdown_timeout_ms: Option<Spanned<u64>>,
+    pub prepared_statements_per_connection: Option<Spanned<u64>>,
+    pub max_prepared_statements: Option<Spanned<u64>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,
     pub databases: Option<BTreeMap<Spanned<String>, RawDatabase>>,

@@ -120,6 +120,23 @@ impl Checker<'_> {
             "",
         )?;
 
+        let prepared_statements_per_connection = self.size(
+            raw.prepared_statements_per_connection,
+            "prepared_statements_per_connection",
+            250,
+            1,
+            100_000,
+            "",
+        )?;
+        let max_prepared_statements = self.size(
+            raw.max_prepared_statements,
+            "max_prepared_statements",
+            10_000,
+            1,
+            10_000_000,
+            "",
+        )?;
+
         let users = self.users(raw.users, auth_method)?;
         let databases = self.databases(raw.databases)?;
 
@@ -136,6 +153,8 @@ impl Checker<'_> {
             server_lifetime_ms,
             client_login_timeout_ms,
             shutdown_timeout_ms,
+            prepared_statements_per_connection,
+            max_prepared_statements,
         })
     }
 
@@ -592,6 +611,8 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "server_lifetime_ms",
     "client_login_timeout_ms",
     "shutdown_timeout_ms",
+    "prepared_statements_per_connection",
+    "max_prepared_statements",
     "users",
     "databases",
 ];

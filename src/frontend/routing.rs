@@ -2,9 +2,9 @@
 //! the request), the classification, read-your-writes state, and the resulting target.
 
 use crate::config::{Database, PoolMode, ReadYourWrites, Routing};
+use crate::prepared::ClientStatements;
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::router::{Classifier, Kind, Reason, Target};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// What a client's earlier writes require of the replicas its reads go to.
@@ -100,37 +100,12 @@ fn first_sql(buf: &[u8], max: usize) -> FirstSql<'_> {
     FirstSql::None
 }
 
-/// Names of statements the client prepared, with where their Parse went.
-#[derive(Default)]
-pub struct StatementRoutes {
-    routes: HashMap<String, Target>,
-}
-
-impl StatementRoutes {
-    /// Notes every named Parse in the request as going to `target`.
-    pub fn note_parses(&mut self, buf: &[u8], max: usize, target: Target) {
-        for f in Frames::new(buf, max) {
-            let Ok((h, frame)) = f else { return };
-            if h.tag != b'P' {
-                continue;
-            }
-            if let Some((name, _)) = read_cstr(&frame[HEADER_LEN..]) {
-                if !name.is_empty() && self.routes.len() < 10_000 {
-                    if let Ok(n) = std::str::from_utf8(name) {
-                        self.routes.insert(n.to_string(), target);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Decides where the request at the front of `buf` goes.
 pub fn decide(
     db: &Database,
     classifier: &Classifier,
     ryw: &ReadYourWritesState,
-    statements: &StatementRoutes,
+    statements: &ClientStatements,
     buf: &[u8],
     max: usize,
 ) -> Decision {
@@ -139,19 +114,10 @@ pub fn decide(
     }
     let c = match first_sql(buf, max) {
         FirstSql::Text(sql) => classifier.classify(sql),
-        FirstSql::Statement(name) => {
-            let target = statements
-                .routes
-                .get(name)
-                .copied()
-                .unwrap_or(Target::Primary);
-            return Decision {
-                target,
-                reason: Reason::ServerState,
-                may_write: target == Target::Primary,
-                min_lsn: ryw.min_lsn,
-            };
-        }
+        FirstSql::Statement(name) => match statements.get(name) {
+            Some(info) => classifier.classify(info.query()),
+            None => return Decision::primary(Reason::ServerState, true),
+        },
         FirstSql::None => return Decision::primary(Reason::ServerState, true),
     };
     let reason = c.route_reason();

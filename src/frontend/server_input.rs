@@ -6,10 +6,13 @@
 use super::params::{apply_change, is_tracked_report, ParamMap, ParamValue};
 use super::session::Attached;
 use crate::backend::io::SERVER_MAX_FRAME;
+use crate::prepared::expect::Action;
+use crate::prepared::StatementInfo;
 use crate::protocol::backend_msgs::{command_tag, error_fields, parameter_status, ready_status};
 use crate::protocol::frame::peek_header;
 use crate::protocol::messages::{Severity, TxStatus};
 use bytes::{Buf, Bytes, BytesMut};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -23,8 +26,11 @@ pub struct ServerInput {
 pub struct Outcome {
     /// The connection is idle and clean: release it before writing `bytes`.
     pub release: bool,
-    /// Bytes still to send to the client (only when releasing).
+    /// Bytes still to send to the client (only when releasing; otherwise, or when replies
+    /// were spliced in, they are in the client's output buffer).
     pub bytes: Option<Bytes>,
+    /// Prepared statements whose server plans went stale (to prepare afresh).
+    pub stale: Vec<Arc<StatementInfo>>,
 }
 
 pub enum ProcessError {
@@ -35,17 +41,23 @@ pub enum ProcessError {
 }
 
 fn inspected(tag: u8) -> bool {
-    matches!(tag, b'Z' | b'E' | b'S' | b'C')
+    matches!(tag, b'Z' | b'E' | b'S' | b'C' | b'1' | b'3')
 }
+
+/// The message an ErrorResponse carries when a prepared statement's plan no longer fits.
+const STALE_PLAN: &str = "cached plan must not change result type";
 
 impl ServerInput {
     /// Handles the bytes in `sbuf`: forwards complete and partial pass-through frames,
-    /// inspects the rest, and reports whether the connection can be released.
+    /// inspects the rest, and reports whether the connection can be released. Made-up
+    /// replies are spliced in through `out` (the client's output buffer).
+    #[allow(clippy::too_many_arguments)]
     pub async fn process(
         &mut self,
         sbuf: &mut BytesMut,
         a: &mut Attached,
         client: &mut TcpStream,
+        out: &mut BytesMut,
         wanted: &mut ParamMap,
         startup: &ParamMap,
         release_at_idle: bool,
@@ -53,6 +65,8 @@ impl ServerInput {
         let mut pos = 0;
         let mut fwd_start = 0;
         let mut release = false;
+        let mut stale = Vec::new();
+        out.clear();
         loop {
             if self.frame_left > 0 {
                 let take = self.frame_left.min(sbuf.len() - pos);
@@ -60,6 +74,11 @@ impl ServerInput {
                 self.frame_left -= take;
                 if self.frame_left > 0 {
                     break;
+                }
+                if a.queue.synthetic_ready() {
+                    out.extend_from_slice(&sbuf[fwd_start..pos]);
+                    fwd_start = pos;
+                    a.queue.drain_synthetic(out);
                 }
                 continue;
             }
@@ -72,7 +91,9 @@ impl ServerInput {
                     )))
                 }
             };
+            tracing::trace!(tag = %(h.tag as char), len = h.total_len, pending = a.pending, "server frame");
             if !inspected(h.tag) {
+                a.queue.on_frame(h.tag, &mut a.conn.prepared);
                 self.frame_left = h.total_len;
                 continue;
             }
@@ -81,44 +102,40 @@ impl ServerInput {
                 break;
             }
             let frame = &sbuf[pos..pos + h.total_len];
+            let mut swallow = false;
             match h.tag {
                 b'Z' => {
                     let status = ready_status(frame)
                         .ok_or_else(|| ProcessError::Server("invalid ReadyForQuery".into()))?;
-                    pos += h.total_len;
+                    a.queue.on_frame(b'Z', &mut a.conn.prepared);
                     a.status = status;
                     a.pending = a.pending.saturating_sub(1);
                     a.answered += 1;
                     settle(a, wanted, startup, status);
-                    if release_at_idle
-                        && a.pending == 0
-                        && status == TxStatus::Idle
-                        && pos == sbuf.len()
-                    {
-                        release = true;
-                        break;
-                    }
-                    continue;
                 }
                 b'E' => {
-                    if let Some(err) = error_fields(frame) {
-                        if err.severity == Severity::Fatal {
-                            // Forward what came before, drop the FATAL itself.
-                            if pos > fwd_start
-                                && client.write_all(&sbuf[fwd_start..pos]).await.is_err()
-                            {
-                                return Err(ProcessError::Client);
-                            }
-                            pos += h.total_len;
-                            fwd_start = pos;
+                    let err = error_fields(frame);
+                    let (_, failed) = a.queue.on_frame(b'E', &mut a.conn.prepared);
+                    match err {
+                        Some(err) if err.severity == Severity::Fatal => {
+                            // Dropped here; the session reports it as an ERROR.
+                            swallow = true;
                             a.conn.broken = true;
                             a.fatal = Some(err);
-                            continue;
                         }
+                        Some(err) => {
+                            a.saw_error = true;
+                            if let Some(f) = failed {
+                                if err.code == "0A000" && err.message.contains(STALE_PLAN) {
+                                    stale.push(f);
+                                }
+                            }
+                        }
+                        None => a.saw_error = true,
                     }
-                    a.saw_error = true;
                 }
                 b'S' => {
+                    a.queue.on_frame(b'S', &mut a.conn.prepared);
                     if let Some((name, value)) = parameter_status(frame) {
                         a.conn.note_parameter(name, value);
                         if is_tracked_report(name) {
@@ -129,25 +146,68 @@ impl ServerInput {
                         }
                     }
                 }
-                _ => a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]),
+                b'C' => {
+                    a.queue.on_frame(b'C', &mut a.conn.prepared);
+                    a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]);
+                }
+                _ => {
+                    let (action, _) = a.queue.on_frame(h.tag, &mut a.conn.prepared);
+                    swallow = action == Action::Swallow;
+                }
             }
-            pos += h.total_len;
+            if swallow {
+                out.extend_from_slice(&sbuf[fwd_start..pos]);
+                pos += h.total_len;
+                fwd_start = pos;
+            } else {
+                pos += h.total_len;
+            }
+            if a.queue.synthetic_ready() {
+                out.extend_from_slice(&sbuf[fwd_start..pos]);
+                fwd_start = pos;
+                a.queue.drain_synthetic(out);
+            }
+            if h.tag == b'Z'
+                && release_at_idle
+                && a.pending == 0
+                && a.status == TxStatus::Idle
+                && pos == sbuf.len()
+            {
+                release = true;
+                break;
+            }
+        }
+        let spliced = !out.is_empty();
+        if spliced {
+            out.extend_from_slice(&sbuf[fwd_start..pos]);
         }
         if release {
             let mut head = sbuf.split_to(pos);
             head.advance(fwd_start);
             return Ok(Outcome {
                 release: true,
-                bytes: (!head.is_empty()).then(|| head.freeze()),
+                bytes: (!spliced && !head.is_empty()).then(|| head.freeze()),
+                stale,
             });
         }
-        if pos > fwd_start && client.write_all(&sbuf[fwd_start..pos]).await.is_err() {
+        let write = if spliced {
+            client.write_all(out).await
+        } else if pos > fwd_start {
+            client.write_all(&sbuf[fwd_start..pos]).await
+        } else {
+            Ok(())
+        };
+        if spliced {
+            out.clear();
+        }
+        if write.is_err() {
             return Err(ProcessError::Client);
         }
         sbuf.advance(pos);
         Ok(Outcome {
             release: false,
             bytes: None,
+            stale,
         })
     }
 }

@@ -7,7 +7,7 @@ use super::aborted::{answer_locally, LocalState};
 use super::cancel::{send_cancel, CancelHandle, CancelTarget};
 use super::client_io::ClientIo;
 use super::params::{self, ParamChange, ParamMap};
-use super::routing::{decide, Decision, ReadYourWritesState, StatementRoutes};
+use super::routing::{decide, Decision, ReadYourWritesState};
 use super::server_input::{self, ServerInput};
 use crate::app::App;
 use crate::backend::cluster::{Cluster, UserPools};
@@ -15,6 +15,8 @@ use crate::backend::io::read_frame;
 use crate::backend::pool::{self, Checkout};
 use crate::backend::query::{parse_lsn, query_row};
 use crate::config::PoolMode;
+use crate::prepared::rewrite::{sql_prepared, Rewriter, SqlPrepared};
+use crate::prepared::{ClientStatements, ExpectQueue, ServerStatements};
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::protocol::messages::{self, PgError, TxStatus};
@@ -46,16 +48,18 @@ pub struct Attached {
     pub fatal: Option<PgError>,
     /// Where and why this connection was chosen.
     pub decision: Decision,
+    /// The replies the server owes, in order.
+    pub queue: ExpectQueue,
 }
 
-impl Attached {
-    /// Records the session-level SET/RESET/DISCARD statements of the next request.
-    fn note_changes(&mut self, sql: &str) {
-        let mut found = Vec::new();
-        params::scan_changes(sql, &mut found);
-        let seq = self.sent;
-        self.changes.extend(found.into_iter().map(|c| (seq, c)));
+/// Records the session-level SET/RESET/DISCARD statements of request number `seq`.
+fn note_changes(changes: &mut Vec<(u64, ParamChange)>, seq: u64, sql: &str) {
+    if !params::may_change_params(sql) {
+        return;
     }
+    let mut found = Vec::new();
+    params::scan_changes(sql, &mut found);
+    changes.extend(found.into_iter().map(|c| (seq, c)));
 }
 
 /// What the loop does next.
@@ -78,7 +82,9 @@ pub struct Session {
     server: Option<Attached>,
     local: LocalState,
     ryw: ReadYourWritesState,
-    statements: StatementRoutes,
+    statements: ClientStatements,
+    /// What goes to the server for the current batch (rewritten client frames).
+    sout: BytesMut,
     cancel: CancelHandle,
     label: String,
 }
@@ -108,7 +114,8 @@ impl Session {
             server: None,
             local: LocalState::default(),
             ryw: ReadYourWritesState::default(),
-            statements: StatementRoutes::default(),
+            statements: ClientStatements::default(),
+            sout: BytesMut::new(),
             cancel,
             label,
             app,
@@ -286,10 +293,18 @@ impl Session {
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
+        let map_names = self.mode == PoolMode::Transaction;
+        let mut rw = Rewriter {
+            registry: &self.app.statements,
+            client: &mut self.statements,
+            held: &mut a.conn.prepared,
+            queue: &mut a.queue,
+            map_names,
+        };
         let mut end = 0;
         let mut terminate = false;
-        let mut frames = Frames::new(&self.io.buf, self.max_message);
-        for f in frames.by_ref() {
+        self.sout.clear();
+        for f in Frames::new(&self.io.buf, self.max_message) {
             let (h, frame) = match f {
                 Ok(x) => x,
                 Err(e) => {
@@ -297,11 +312,16 @@ impl Session {
                     return self.protocol_violation(e).await;
                 }
             };
+            let mut replaced = None;
+            tracing::trace!(tag = %(h.tag as char), len = h.total_len, "client frame");
             match h.tag {
                 b'Q' => {
-                    if let Some((sql, _)) = read_cstr(&frame[HEADER_LEN..]) {
-                        if let Ok(sql) = std::str::from_utf8(sql) {
-                            a.note_changes(sql);
+                    if let Some(sql) = read_cstr(&frame[HEADER_LEN..])
+                        .and_then(|(s, _)| std::str::from_utf8(s).ok())
+                    {
+                        note_changes(&mut a.changes, a.sent, sql);
+                        if map_names {
+                            replaced = sql_level_prepared(sql, rw.client, rw.held);
                         }
                     }
                     a.pending += 1;
@@ -309,19 +329,23 @@ impl Session {
                 }
                 b'P' => {
                     let body = &frame[HEADER_LEN..];
-                    if let Some((_, rest)) = read_cstr(body) {
-                        if let Some((sql, _)) = read_cstr(rest) {
-                            if let Ok(sql) = std::str::from_utf8(sql) {
-                                a.note_changes(sql);
-                            }
-                        }
+                    let sql = read_cstr(body)
+                        .and_then(|(_, rest)| read_cstr(rest))
+                        .and_then(|(s, _)| std::str::from_utf8(s).ok());
+                    if let Some(sql) = sql {
+                        note_changes(&mut a.changes, a.sent, sql);
                     }
                 }
                 b'S' | b'F' => {
                     a.pending += 1;
                     a.sent += 1;
                 }
-                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => {}
+                b'c' | b'f' => {
+                    let ignored = rw.queue.on_copy_end();
+                    a.pending = a.pending.saturating_sub(ignored);
+                    a.sent = a.sent.saturating_sub(ignored as u64);
+                }
+                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' => {}
                 b'X' => {
                     terminate = true;
                     break;
@@ -334,15 +358,31 @@ impl Session {
                     return self.protocol_violation(e).await;
                 }
             }
+            let result = match &replaced {
+                Some(q) => rw.frame(b'Q', q, &mut self.sout),
+                None => rw.frame(h.tag, frame, &mut self.sout),
+            };
+            if let Err(e) = result {
+                return self
+                    .protocol_violation(e.with_severity(messages::Severity::Fatal))
+                    .await;
+            }
             end += h.total_len;
         }
-        if end > 0 {
-            let write = a.conn.stream.write_all(&self.io.buf[..end]).await;
-            self.io.buf.advance(end);
-            if let Err(e) = write {
+        self.io.buf.advance(end);
+        if !self.sout.is_empty() {
+            if let Err(e) = a.conn.stream.write_all(&self.sout).await {
                 return self
                     .on_server_lost(&format!("server write failed: {e}"))
                     .await;
+            }
+        }
+        // Replies made up here (a Parse the connection already had) may be due right away.
+        if a.queue.synthetic_ready() {
+            self.io.out.clear();
+            a.queue.drain_synthetic(&mut self.io.out);
+            if self.io.flush().await.is_err() {
+                return Flow::Close;
             }
         }
         if terminate {
@@ -363,13 +403,23 @@ impl Session {
                 &mut self.sbuf,
                 a,
                 &mut self.io.stream,
+                &mut self.io.out,
                 &mut self.wanted,
                 &self.startup,
                 release_at_idle,
             )
             .await;
         match outcome {
-            Ok(server_input::Outcome { release, bytes }) => {
+            Ok(server_input::Outcome {
+                release,
+                bytes,
+                stale,
+            }) => {
+                for old in stale {
+                    let fresh = self.app.statements.renew(&old);
+                    self.statements.replace(&old, &fresh);
+                    tracing::info!(client = %self.label, old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
+                }
                 let note_write =
                     release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
                 if release && !note_write {
@@ -379,6 +429,9 @@ impl Session {
                     if self.io.stream.write_all(&bytes).await.is_err() {
                         return Flow::Close;
                     }
+                }
+                if self.io.flush().await.is_err() {
+                    return Flow::Close;
                 }
                 if note_write {
                     self.note_write().await;
@@ -421,8 +474,6 @@ impl Session {
         };
         self.cluster.stats.count(d.target, d.reason);
         tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
-        self.statements
-            .note_parses(&self.io.buf, self.max_message, d.target);
         if let Some(sql) = params::sync_sql(&self.wanted, &conn.applied) {
             let limit = self.app.config().connect_timeout();
             match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
@@ -457,6 +508,7 @@ impl Session {
             last_rollback: false,
             fatal: None,
             decision: d,
+            queue: ExpectQueue::default(),
         });
         Ok(())
     }
@@ -617,4 +669,37 @@ pub async fn run_sync(conn: &mut Checkout, sql: &str, buf: &mut BytesMut) -> Res
 /// Resolves once shutdown has begun (holds no watch guard across awaits).
 async fn wait_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A replacement Query for SQL-level PREPARE/EXECUTE/DEALLOCATE under transaction pooling:
+/// PREPARE and EXECUTE fail with a clear error (raised by the server, so the transaction
+/// state stays right); DEALLOCATE of a protocol-level statement drops the client's name.
+fn sql_level_prepared(
+    sql: &str,
+    client: &mut ClientStatements,
+    held: &mut ServerStatements,
+) -> Option<Vec<u8>> {
+    let text = match sql_prepared(sql)? {
+        SqlPrepared::Unsupported(what) => format!(
+            "DO $sy$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '{what} is not supported with pool_mode = transaction', \
+             DETAIL = 'SQL-level prepared statements live on one server connection, and the next transaction may run on another.', \
+             HINT = 'Use protocol-level prepared statements (your driver''s prepare), or pool_mode = session.'; END$sy$"
+        ),
+        SqlPrepared::Deallocate(name) => {
+            let info = client.get(&name)?.clone();
+            client.remove(&name);
+            if held.contains(&info.server_name) {
+                held.remove(&info.server_name);
+                format!("DEALLOCATE \"{}\"", info.server_name)
+            } else {
+                "DO $sy$BEGIN END$sy$".to_string()
+            }
+        }
+    };
+    let mut frame = BytesMut::new();
+    messages::write_message(&mut frame, b'Q', |b| {
+        b.extend_from_slice(text.as_bytes());
+        b.extend_from_slice(&[0]);
+    });
+    Some(frame.to_vec())
 }

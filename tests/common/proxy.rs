@@ -46,6 +46,11 @@ pub async fn start(cluster: &PgCluster, extra_top: &str, extra_db: &str) -> Serv
 }
 
 pub async fn start_with(text: &str) -> Server {
+    // RUST_LOG=switchyard=debug shows Switchyard's logs in failing tests.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let config = Config::from_toml_str(text).expect("test config is valid");
     let listen: SocketAddr = config.listen;
     let app = App::new(config).expect("app builds");
