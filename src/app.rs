@@ -139,9 +139,14 @@ impl App {
                 secret: self.server_secret(&user),
                 user,
                 dbname: db.dbname.clone(),
-                timeout: self.config.connect_timeout(),
+                // A check must not hang longer than a couple of intervals.
+                timeout: self.config.connect_timeout().min(
+                    Duration::from_millis(db.health_check_interval_ms * 2)
+                        .max(Duration::from_millis(500)),
+                ),
             };
             let interval = Duration::from_millis(db.health_check_interval_ms);
+            tokio::spawn(cluster.clone().drain_on_changes(self.shutdown_signal()));
             tokio::spawn(cluster.topology.clone().run_checker(
                 login,
                 interval,

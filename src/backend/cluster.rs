@@ -2,18 +2,20 @@
 //! primary (learned from `in_hot_standby` at login until the topology task takes over).
 
 use super::login::ServerSecret;
+use super::pool;
 use super::pool::{build_pool, checkout_error, Checkout, ServerManager, ServerPool};
 use super::stats::RouteStats;
 use crate::config::{Database, LoadBalancing};
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::router::Classifier;
-use crate::topology::Topology;
+use crate::topology::{Policy, Role, Topology};
 use deadpool::managed::{PoolError, TimeoutType};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Timeouts that shape every pool of a cluster.
 #[derive(Debug, Clone, Copy)]
@@ -40,22 +42,27 @@ pub struct Cluster {
     /// Rotates round-robin choices and tie-breaks.
     turn: AtomicUsize,
     pools: Mutex<HashMap<String, Arc<UserPools>>>,
-    /// Index of the host last seen as primary; `usize::MAX` while unknown.
-    primary_hint: AtomicUsize,
+    /// Per host: bumped when its role changes, so older pooled connections are not reused.
+    generations: Arc<Vec<AtomicU64>>,
 }
 
 impl Cluster {
     pub fn new(db: Database, settings: PoolSettings) -> Self {
         let addrs: Vec<String> = db.hosts.iter().map(|h| h.to_string()).collect();
+        let policy = Policy {
+            ban_time: Duration::from_millis(db.ban_time_ms),
+            max_lag_bytes: db.max_replica_lag_bytes,
+            max_lag_ms: db.max_replica_lag_ms,
+        };
         Cluster {
             classifier: Classifier::new(&db.write_functions, &db.read_only_functions, 10_000),
             stats: RouteStats::default(),
-            topology: Arc::new(Topology::new(&addrs)),
+            topology: Arc::new(Topology::new(&addrs, policy)),
+            generations: Arc::new(addrs.iter().map(|_| AtomicU64::new(0)).collect()),
             db,
             settings,
             turn: AtomicUsize::new(0),
             pools: Mutex::default(),
-            primary_hint: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -69,7 +76,8 @@ impl Cluster {
             .db
             .hosts
             .iter()
-            .map(|h| {
+            .enumerate()
+            .map(|(i, h)| {
                 build_pool(
                     ServerManager {
                         addr: h.to_string(),
@@ -80,6 +88,7 @@ impl Cluster {
                         lifetime: self.settings.lifetime,
                         idle_timeout: self.settings.idle_timeout,
                         statements_per_connection: self.settings.statements_per_connection,
+                        generation: (self.generations.clone(), i),
                     },
                     self.db.pool_size,
                     self.settings.checkout_timeout,
@@ -100,56 +109,72 @@ impl Cluster {
         map.values().cloned().collect()
     }
 
-    /// Checks out a connection to the primary, trying the hosts in turn while it is unknown.
+    fn what(&self, pools: &UserPools) -> String {
+        format!("database \"{}\" user \"{}\"", self.db.name, pools.user)
+    }
+
+    /// Checks out a connection to the primary. While no primary is known (or it fails), waits
+    /// for the topology to name one, up to `primary_wait_timeout_ms`.
     pub async fn checkout_primary(&self, pools: &UserPools) -> Result<Checkout, PgError> {
-        let n = pools.hosts.len();
-        let hint = match self.topology.snapshot().primary() {
-            Some(p) => p,
-            None => self.primary_hint.load(Ordering::Relaxed),
-        };
-        let start = if hint < n { hint } else { 0 };
-        let what = format!("database \"{}\" user \"{}\"", self.db.name, pools.user);
+        let wait = Duration::from_millis(self.db.primary_wait_timeout_ms);
+        let deadline = Instant::now() + wait;
+        let mut changes = self.topology.subscribe();
         let mut last_error = None;
-        for i in 0..n {
-            let idx = (start + i) % n;
-            let pool = &pools.hosts[idx];
-            let got = pool.get().await;
-            if let Ok(conn) = &got {
-                self.topology.note_role(idx, conn.in_hot_standby);
-            }
-            match got {
-                Ok(conn) if conn.in_hot_standby => {
-                    if idx == hint {
-                        self.primary_hint.store(usize::MAX, Ordering::Relaxed);
+        loop {
+            let snap = self.topology.snapshot();
+            let candidates: Vec<usize> = match snap.primary() {
+                Some(p) => vec![p],
+                // Not checked yet: ask the hosts themselves.
+                None if snap.hosts.iter().all(|h| h.role == Role::Unknown) => {
+                    (0..pools.hosts.len()).collect()
+                }
+                None => Vec::new(),
+            };
+            for idx in candidates {
+                let pool = &pools.hosts[idx];
+                match pool.get().await {
+                    Ok(conn) => {
+                        self.topology.note_role(idx, conn.in_hot_standby);
+                        if !conn.in_hot_standby {
+                            return Ok(conn);
+                        }
+                        // A demoted host: the next check will say so; this connection is stale.
+                        pool::discard(conn);
                     }
-                    continue;
-                }
-                Ok(conn) => {
-                    if idx != hint {
-                        tracing::info!(db = %self.db.name, server = %conn.addr, "primary found");
-                        self.primary_hint.store(idx, Ordering::Relaxed);
+                    Err(PoolError::Timeout(TimeoutType::Wait)) => {
+                        return Err(checkout_error(
+                            PoolError::Timeout(TimeoutType::Wait),
+                            pool,
+                            &self.what(pools),
+                        ));
                     }
-                    return Ok(conn);
-                }
-                Err(PoolError::Timeout(TimeoutType::Wait)) if idx == hint => {
-                    return Err(checkout_error(
-                        PoolError::Timeout(TimeoutType::Wait),
-                        pool,
-                        &what,
-                    ));
-                }
-                Err(e) => {
-                    tracing::warn!(db = %self.db.name, server = %self.db.hosts[idx], error = %e, "server unusable");
-                    last_error = Some(checkout_error(e, pool, &what));
+                    Err(e) => {
+                        tracing::warn!(db = %self.db.name, server = %self.db.hosts[idx], error = %e, "primary unusable");
+                        self.topology.report_failure(idx, "connection failed");
+                        last_error = Some(checkout_error(e, pool, &self.what(pools)));
+                    }
                 }
             }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            PgError::error(
-                SqlState::CONNECTION_FAILURE,
-                format!("no primary server is available for {what}: every host is a standby"),
+            let now = Instant::now();
+            if now >= deadline {
+                let base = last_error.unwrap_or_else(|| {
+                    PgError::error(
+                        SqlState::CONNECTION_FAILURE,
+                        format!("no primary server is available for {}", self.what(pools)),
+                    )
+                });
+                return Err(base.with_detail(format!(
+                    "waited {} ms (primary_wait_timeout_ms) for a primary to appear",
+                    wait.as_millis()
+                )));
+            }
+            // Wait for the next topology change (or a short while, to retry the connect).
+            let _ = tokio::time::timeout(
+                (deadline - now).min(Duration::from_millis(250)),
+                changes.changed(),
             )
-        }))
+            .await;
+        }
     }
 
     /// Checks out a connection for a read: a replica that has replayed `min_lsn` (and the
@@ -183,11 +208,45 @@ impl Cluster {
             };
             match pool.get().await {
                 Ok(conn) => return Some(conn),
+                Err(PoolError::Timeout(TimeoutType::Wait)) => {}
                 Err(e) => {
                     tracing::warn!(db = %self.db.name, server = %self.db.hosts[idx], error = %e, "replica unusable for a read");
+                    self.topology.report_failure(idx, "connection failed");
                 }
             }
         }
         None
+    }
+
+    /// Follows topology changes: a host whose role changed, or that went down or was fenced,
+    /// has its idle pooled connections closed and its busy ones closed when returned.
+    pub async fn drain_on_changes(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut rx = self.topology.subscribe();
+        let mut prev = self.topology.snapshot();
+        loop {
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let next = self.topology.snapshot();
+            for (i, (old, new)) in prev.hosts.iter().zip(&next.hosts).enumerate() {
+                let changed = old.role != new.role && old.role != Role::Unknown;
+                if changed
+                    || (new.role != old.role && matches!(new.role, Role::Down | Role::Fenced))
+                {
+                    if let Some(g) = self.generations.get(i) {
+                        g.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let mut closed = 0;
+                    for pools in self.all_pools() {
+                        if let Some(p) = pools.hosts.get(i) {
+                            closed += p.retain(|_, _| false).removed.len();
+                        }
+                    }
+                    tracing::info!(server = %new.addr, from = ?old.role, to = ?new.role, closed, "host role changed: pooled connections drained");
+                }
+            }
+            prev = next;
+        }
     }
 }

@@ -25,6 +25,8 @@ pub struct ServerConn {
     /// Set when its protocol state is unknown or it failed: never reuse.
     pub broken: bool,
     pub created_at: Instant,
+    /// The host's role generation when this connection was made.
+    pub generation: u64,
     pub returned_at: Instant,
 }
 

@@ -212,6 +212,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
                     in_hot_standby,
                     broken: false,
                     created_at: now,
+                    generation: 0,
                     returned_at: now,
                 });
             }

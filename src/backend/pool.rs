@@ -22,6 +22,19 @@ pub struct ServerManager {
     pub idle_timeout: Option<Duration>,
     /// Prepared statements kept per connection.
     pub statements_per_connection: usize,
+    /// The cluster's per-host generations and this host's index: connections made before
+    /// the host's role last changed are not reused.
+    pub generation: (std::sync::Arc<Vec<std::sync::atomic::AtomicU64>>, usize),
+}
+
+impl ServerManager {
+    fn current_generation(&self) -> u64 {
+        self.generation
+            .0
+            .get(self.generation.1)
+            .map(|g| g.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(0)
+    }
 }
 
 impl managed::Manager for ServerManager {
@@ -40,6 +53,7 @@ impl managed::Manager for ServerManager {
         .await?;
         let mut conn = conn;
         conn.prepared = crate::prepared::ServerStatements::new(self.statements_per_connection);
+        conn.generation = self.current_generation();
         tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.backend_pid, "server connection opened");
         Ok(conn)
     }
@@ -51,6 +65,9 @@ impl managed::Manager for ServerManager {
         };
         if conn.broken {
             return Err(RecycleError::message("connection is broken"));
+        }
+        if conn.generation != self.current_generation() {
+            return Err(RecycleError::message("the host's role changed"));
         }
         if stale(self.lifetime, conn.created_at) {
             return Err(RecycleError::message("connection reached its lifetime"));

@@ -424,6 +424,14 @@ pub struct Database {
     pub health_check_interval_ms: u64,
     /// The user whose credentials the health checks log in with (default: the first user).
     pub health_check_user: Option<String>,
+    /// How long a host that failed a check or a connection gets no reads.
+    pub ban_time_ms: u64,
+    /// A replica further behind the primary than this many bytes gets no reads (0: no limit).
+    pub max_replica_lag_bytes: u64,
+    /// A replica whose replay is this far behind in time gets no reads (0: no limit).
+    pub max_replica_lag_ms: u64,
+    /// How long a write waits for a primary to appear before it fails.
+    pub primary_wait_timeout_ms: u64,
 }
 
 /// How reads after a client's own write avoid stale replicas (`read_your_writes`).
@@ -501,4 +509,8 @@ pub(super) struct RawDatabase {
     pub primary_reads: Option<Spanned<bool>>,
     pub health_check_interval_ms: Option<Spanned<u64>>,
     pub health_check_user: Option<Spanned<String>>,
+    pub ban_time_ms: Option<Spanned<u64>>,
+    pub max_replica_lag_bytes: Option<Spanned<u64>>,
+    pub max_replica_lag_ms: Option<Spanned<u64>>,
+    pub primary_wait_timeout_ms: Option<Spanned<u64>>,
 }

@@ -389,6 +389,21 @@ impl Checker<'_> {
             MAX_DURATION_MS,
             " ms",
         )?;
+        let limit = |v: Option<Spanned<u64>>, key: &str, default: u64| {
+            self.int(v, &format!("{path}.{key}"), default, 0, MAX_DURATION_MS, "")
+        };
+        let ban_time_ms = limit(raw.ban_time_ms, "ban_time_ms", 5000)?;
+        let max_replica_lag_ms = limit(raw.max_replica_lag_ms, "max_replica_lag_ms", 10_000)?;
+        let primary_wait_timeout_ms =
+            limit(raw.primary_wait_timeout_ms, "primary_wait_timeout_ms", 5000)?;
+        let max_replica_lag_bytes = self.int(
+            raw.max_replica_lag_bytes,
+            &format!("{path}.max_replica_lag_bytes"),
+            16 * 1024 * 1024,
+            0,
+            u64::MAX,
+            "",
+        )?;
         let health_check_user = match raw.health_check_user {
             Some(u) => {
                 self.identifier(&u, &format!("{path}.health_check_user"), "user name")?;
@@ -418,6 +433,10 @@ impl Checker<'_> {
             primary_reads: raw.primary_reads.map(Spanned::into_inner).unwrap_or(false),
             health_check_interval_ms,
             health_check_user,
+            ban_time_ms,
+            max_replica_lag_bytes,
+            max_replica_lag_ms,
+            primary_wait_timeout_ms,
         })
     }
 
@@ -632,6 +651,10 @@ pub(super) const DATABASE_KEYS: &[&str] = &[
     "primary_reads",
     "health_check_interval_ms",
     "health_check_user",
+    "ban_time_ms",
+    "max_replica_lag_bytes",
+    "max_replica_lag_ms",
+    "primary_wait_timeout_ms",
 ];
 
 /// The keys of `RawUser` (checked against serde's list by a test).

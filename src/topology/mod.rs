@@ -1,61 +1,28 @@
-//! Which host is the primary, which are replicas, and how far each has got in the WAL:
-//! a checker task per cluster polls every host over its own connection and publishes an
-//! immutable snapshot that routing reads without waiting.
+//! Which host is the primary, which are replicas, how far behind each replica is, and which
+//! hosts are banned or fenced: a checker task per cluster polls every host over its own
+//! connection and publishes an immutable snapshot that routing reads without waiting.
+
+pub mod decide;
+pub mod state;
+
+pub use decide::{Observation, Policy};
+pub use state::{Exclusion, HostState, Role, Snapshot};
 
 use crate::backend::login::{connect, LoginParams, ServerSecret};
 use crate::backend::query::{parse_lsn, query_row};
 use crate::backend::ServerConn;
 use bytes::BytesMut;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Unknown,
-    Primary,
-    Replica,
-    Down,
-}
-
-#[derive(Debug, Clone)]
-pub struct HostState {
-    pub addr: String,
-    pub role: Role,
-    /// The primary's current WAL position, or a replica's replay position.
-    pub lsn: u64,
-    pub checked_at: Option<Instant>,
-    pub error: Option<String>,
-}
-
-/// One moment's view of a cluster.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub hosts: Vec<HostState>,
-}
-
-impl Snapshot {
-    pub fn primary(&self) -> Option<usize> {
-        self.hosts.iter().position(|h| h.role == Role::Primary)
-    }
-
-    /// Indexes of replicas that have replayed at least `min_lsn`.
-    pub fn replicas_at(&self, min_lsn: u64) -> impl Iterator<Item = usize> + '_ {
-        self.hosts
-            .iter()
-            .enumerate()
-            .filter(move |(_, h)| h.role == Role::Replica && h.lsn >= min_lsn)
-            .map(|(i, _)| i)
-    }
-
-    pub fn has_replicas(&self) -> bool {
-        self.hosts.iter().any(|h| h.role == Role::Replica)
-    }
-}
-
 /// The published snapshot of one cluster.
 pub struct Topology {
     tx: watch::Sender<Arc<Snapshot>>,
+    policy: Policy,
+    /// Hosts fenced because another primary won (a counter for metrics).
+    pub fenced_total: AtomicU64,
 }
 
 /// How the checker logs in.
@@ -66,32 +33,35 @@ pub struct CheckerLogin {
     pub timeout: Duration,
 }
 
+/// `application_name` of the health-check connections, to tell them apart on the server.
+pub const HEALTH_CHECK_APPLICATION: &str = "switchyard-health-check";
+
+const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
+     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, \
+     CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) \
+          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
+     CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+          ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0)::bigint END";
+
 impl Topology {
-    pub fn new(hosts: &[String]) -> Topology {
-        let hosts = hosts
-            .iter()
-            .map(|a| HostState {
-                addr: a.clone(),
-                role: Role::Unknown,
-                lsn: 0,
-                checked_at: None,
-                error: None,
-            })
-            .collect();
-        let (tx, _) = watch::channel(Arc::new(Snapshot { hosts }));
-        Topology { tx }
+    pub fn new(hosts: &[String], policy: Policy) -> Topology {
+        let (tx, _) = watch::channel(Arc::new(Snapshot::new(hosts)));
+        Topology {
+            tx,
+            policy,
+            fenced_total: AtomicU64::new(0),
+        }
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.tx.borrow().clone()
     }
 
-    /// Waits for the next published snapshot (tests and tools).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.tx.subscribe()
     }
 
-    /// Records what a pooled connection revealed about its host's role.
+    /// Records what a pooled connection revealed about a host not checked yet.
     pub fn note_role(&self, idx: usize, replica: bool) {
         let role = if replica {
             Role::Replica
@@ -109,6 +79,36 @@ impl Topology {
         });
     }
 
+    /// A connection to a host failed outside the checks: no reads go there for a ban time.
+    pub fn report_failure(&self, idx: usize, why: &str) {
+        let until = Instant::now() + self.policy.ban_time;
+        self.tx.send_if_modified(|s| match s.hosts.get(idx) {
+            Some(h) if !h.is_banned(Instant::now()) => {
+                tracing::warn!(server = %h.addr, reason = why, "host banned");
+                let mut next = (**s).clone();
+                next.hosts[idx].banned_until = Some(until);
+                if next.hosts[idx].role == Role::Replica {
+                    next.hosts[idx].excluded = Some(Exclusion::Banned);
+                }
+                *s = Arc::new(next);
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// Waits until the snapshot names a primary, at most `limit`.
+    pub async fn wait_for_primary(&self, limit: Duration) -> Option<usize> {
+        let mut rx = self.subscribe();
+        let wait = async move {
+            rx.wait_for(|s| s.primary().is_some())
+                .await
+                .ok()
+                .and_then(|s| s.primary())
+        };
+        tokio::time::timeout(limit, wait).await.ok().flatten()
+    }
+
     /// Polls every host each `interval` until `stop` says so.
     pub async fn run_checker(
         self: Arc<Self>,
@@ -123,47 +123,76 @@ impl Topology {
             .map(|h| h.addr.clone())
             .collect();
         let mut conns: Vec<Option<ServerConn>> = addrs.iter().map(|_| None).collect();
-        let mut buf = BytesMut::new();
+        let mut bufs: Vec<BytesMut> = addrs.iter().map(|_| BytesMut::new()).collect();
         loop {
-            let mut hosts = Vec::with_capacity(addrs.len());
-            for (i, addr) in addrs.iter().enumerate() {
-                let state = check_host(addr, &mut conns[i], &login, &mut buf).await;
-                hosts.push(state);
-            }
-            let previous = self.snapshot();
-            for (old, new) in previous.hosts.iter().zip(&hosts) {
-                if old.role != new.role {
-                    tracing::info!(server = %new.addr, from = ?old.role, to = ?new.role, error = ?new.error, "host role changed");
-                }
-            }
-            self.tx.send_replace(Arc::new(Snapshot { hosts }));
+            let checks = conns
+                .iter_mut()
+                .zip(bufs.iter_mut())
+                .zip(&addrs)
+                .map(|((slot, buf), addr)| check_host(addr, slot, &login, buf));
+            let observations = futures_join_all(checks).await;
+            let prev = self.snapshot();
+            let next = decide::next_snapshot(&prev, &observations, &self.policy, Instant::now());
+            self.log_changes(&prev, &next);
+            self.tx.send_replace(Arc::new(next));
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
     }
+
+    fn log_changes(&self, prev: &Snapshot, next: &Snapshot) {
+        if prev.same_shape(next) {
+            return;
+        }
+        for (old, new) in prev.hosts.iter().zip(&next.hosts) {
+            if old.role != new.role || old.excluded != new.excluded {
+                if new.role == Role::Fenced {
+                    self.fenced_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(server = %new.addr, timeline = new.timeline, "FENCED: host claims to be primary but another primary is on a higher timeline; it gets no traffic until rebuilt");
+                } else {
+                    tracing::info!(host = %new.describe(), from = ?old.role, "topology changed");
+                }
+            }
+        }
+    }
 }
 
-/// `application_name` of the health-check connections, to tell them apart on the server.
-pub const HEALTH_CHECK_APPLICATION: &str = "switchyard-health-check";
-
-const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() \
-     THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END";
+/// Runs the checks of one round concurrently (a slow host does not delay the others).
+async fn futures_join_all<F: std::future::Future<Output = Observation>>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<Observation> {
+    let futs: Vec<_> = futs.map(Box::pin).collect();
+    let mut results: Vec<Option<Observation>> = futs.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, std::pin::Pin<Box<F>>)> = futs.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(o) => {
+                results[*i] = Some(o);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Observation::Failed("check did not finish".into())))
+        .collect()
+}
 
 async fn check_host(
     addr: &str,
     slot: &mut Option<ServerConn>,
     login: &CheckerLogin,
     buf: &mut BytesMut,
-) -> HostState {
-    let down = |e: String| HostState {
-        addr: addr.to_string(),
-        role: Role::Down,
-        lsn: 0,
-        checked_at: Some(Instant::now()),
-        error: Some(e),
-    };
+) -> Observation {
     if slot.is_none() {
         let params = LoginParams {
             addr,
@@ -175,11 +204,11 @@ async fn check_host(
         };
         match connect(&params).await {
             Ok(c) => *slot = Some(c),
-            Err(e) => return down(e.to_string()),
+            Err(e) => return Observation::Failed(e.to_string()),
         }
     }
     let Some(conn) = slot.as_mut() else {
-        return down("no connection".into());
+        return Observation::Failed("no connection".into());
     };
     buf.clear();
     let result =
@@ -188,28 +217,18 @@ async fn check_host(
         Ok(Ok(row)) => row,
         Ok(Err(e)) => {
             *slot = None;
-            return down(e.to_string());
+            return Observation::Failed(e.to_string());
         }
         Err(_) => {
             *slot = None;
-            return down("health check timed out".into());
+            return Observation::Failed("health check timed out".into());
         }
     };
-    let replica = row.first().and_then(|v| v.as_deref()) == Some("t");
-    let lsn = row
-        .get(1)
-        .and_then(|v| v.as_deref())
-        .and_then(parse_lsn)
-        .unwrap_or(0);
-    HostState {
-        addr: addr.to_string(),
-        role: if replica {
-            Role::Replica
-        } else {
-            Role::Primary
-        },
-        lsn,
-        checked_at: Some(Instant::now()),
-        error: None,
+    let col = |i: usize| row.get(i).and_then(|v| v.as_deref());
+    Observation::Up {
+        in_recovery: col(0) == Some("t"),
+        lsn: col(1).and_then(parse_lsn).unwrap_or(0),
+        timeline: col(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+        lag_ms: col(3).and_then(|v| v.parse().ok()).unwrap_or(0),
     }
 }

@@ -1,0 +1,279 @@
+//! Following the cluster: a primary killed and a replica promoted while clients keep writing
+//! and reading, replicas banned and unbanned, a lagging replica taken out of the read set,
+//! and an old primary that comes back fenced. Each test builds its own cluster and they run
+//! one at a time (they stop and promote servers).
+
+#![allow(clippy::err_expect)]
+
+mod common;
+
+use common::cluster::*;
+use common::proxy;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchyard::net::Server;
+use switchyard::topology::{Exclusion, Role, Snapshot};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+const FAST: &str =
+    "health_check_interval_ms = 100\nban_time_ms = 500\nprimary_wait_timeout_ms = 10000";
+
+async fn start(cluster: &PgCluster, extra: &str) -> Server {
+    let server = proxy::start(cluster, "", &format!("{FAST}\n{extra}")).await;
+    wait_topology(&server, "roles discovered", |s| {
+        s.primary() == Some(0) && s.hosts[1..].iter().all(|h| h.role == Role::Replica)
+    })
+    .await;
+    server
+}
+
+fn snapshot(server: &Server) -> Arc<Snapshot> {
+    server
+        .app
+        .cluster("app")
+        .expect("cluster")
+        .topology
+        .snapshot()
+}
+
+async fn wait_topology(server: &Server, what: &str, f: impl Fn(&Snapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = snapshot(server);
+        if f(&s) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn port_of(c: &tokio_postgres::Client) -> u16 {
+    let row = c.query_one("SELECT inet_server_port()", &[]).await.unwrap();
+    row.get::<_, i32>(0) as u16
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_drill_no_acknowledged_write_lost() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(2);
+    cluster
+        .primary
+        .psql("CREATE TABLE drill (n int PRIMARY KEY)");
+    cluster
+        .primary
+        .psql("ALTER SYSTEM SET synchronous_standby_names = 'replica1'");
+    cluster
+        .primary
+        .psql("ALTER SYSTEM SET synchronous_commit = 'remote_apply'");
+    cluster.primary.psql("SELECT pg_reload_conf()");
+    cluster.wait_replicas_caught_up();
+    let server = start(&cluster, "").await;
+    let writer = proxy::connect(&server).await;
+    let reader = proxy::connect(&server).await;
+    let t0 = Instant::now();
+
+    let write_task = tokio::spawn(async move {
+        let mut acked = BTreeSet::new();
+        let mut ok_times = Vec::new();
+        for n in 0..400i32 {
+            match writer.execute("INSERT INTO drill VALUES ($1)", &[&n]).await {
+                Ok(_) => {
+                    acked.insert(n);
+                    ok_times.push(Instant::now());
+                }
+                Err(e) => {
+                    let code = e.as_db_error().map(|d| d.code().code().to_string());
+                    assert!(
+                        matches!(
+                            code.as_deref(),
+                            Some("08006") | Some("57P01") | Some("25P02") | Some("40001")
+                        ),
+                        "unexpected write error: {e:?}"
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if Instant::now() - t0 > Duration::from_secs(12) {
+                break;
+            }
+        }
+        (acked, ok_times)
+    });
+    let read_task = tokio::spawn(async move {
+        let mut longest = Duration::ZERO;
+        let mut failing_since: Option<Instant> = None;
+        let mut reads = 0;
+        while Instant::now() - t0 < Duration::from_secs(8) {
+            match reader.query_one("SELECT count(*) FROM drill", &[]).await {
+                Ok(_) => {
+                    reads += 1;
+                    if let Some(s) = failing_since.take() {
+                        longest = longest.max(s.elapsed());
+                    }
+                }
+                Err(_) => {
+                    failing_since.get_or_insert_with(Instant::now);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(s) = failing_since {
+            longest = longest.max(s.elapsed());
+        }
+        (longest, reads)
+    });
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed_at = Instant::now();
+    tokio::task::block_in_place(|| cluster.primary.kill());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| cluster.replicas[0].promote());
+    let promoted_at = Instant::now();
+
+    let (acked, ok_times) = write_task.await.unwrap();
+    let (read_outage, reads) = read_task.await.unwrap();
+    let first_ok_after = ok_times
+        .iter()
+        .find(|t| **t > promoted_at)
+        .expect("writes resumed");
+    let write_recovery = first_ok_after.duration_since(promoted_at);
+    let write_outage = first_ok_after.duration_since(killed_at);
+    eprintln!(
+        "drill: write outage {} ms (recovered {} ms after promotion), longest read outage {} ms, {} reads, {} acknowledged writes",
+        write_outage.as_millis(),
+        write_recovery.as_millis(),
+        read_outage.as_millis(),
+        reads,
+        acked.len()
+    );
+    assert!(
+        write_recovery < Duration::from_secs(3),
+        "writes took {write_recovery:?} after promotion"
+    );
+    assert!(
+        read_outage <= Duration::from_millis(100),
+        "reads failed for {read_outage:?}"
+    );
+    let s = snapshot(&server);
+    assert_eq!(s.primary(), Some(1), "{s:#?}");
+    // Every acknowledged write is on the new primary.
+    let on_new: BTreeSet<i32> = cluster.replicas[0]
+        .psql("SELECT string_agg(n::text, ',') FROM drill")
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let lost: Vec<_> = acked.difference(&on_new).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_replica_is_banned_then_unbanned() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(2);
+    let server = start(&cluster, "").await;
+    let c = proxy::connect(&server).await;
+    tokio::task::block_in_place(|| cluster.replicas[1].stop());
+    wait_topology(&server, "replica2 out", |s| {
+        s.replicas_at(0).collect::<Vec<_>>() == vec![1]
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(
+            port_of(&c).await,
+            cluster.replicas[0].port,
+            "reads only on the live replica"
+        );
+    }
+    tokio::task::block_in_place(|| cluster.replicas[1].start());
+    wait_topology(&server, "replica2 back", |s| s.replicas_at(0).count() == 2).await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..30 {
+        seen.insert(port_of(&c).await);
+    }
+    assert!(
+        seen.contains(&cluster.replicas[1].port),
+        "replica2 serves reads again: {seen:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_replica_leaves_the_read_set_and_returns() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(2);
+    cluster.primary.psql("CREATE TABLE filler (x text)");
+    let server = start(&cluster, "max_replica_lag_bytes = 65536").await;
+    let c = proxy::connect(&server).await;
+    cluster.replicas[0].psql("SELECT pg_wal_replay_pause()");
+    cluster
+        .primary
+        .psql("INSERT INTO filler SELECT repeat('x', 100) FROM generate_series(1, 5000)");
+    wait_topology(&server, "replica1 lagging", |s| {
+        s.hosts[1].excluded == Some(Exclusion::Lagging)
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(port_of(&c).await, cluster.replicas[1].port);
+    }
+    cluster.replicas[0].psql("SELECT pg_wal_replay_resume()");
+    wait_topology(&server, "replica1 caught up", |s| {
+        s.hosts[1].excluded.is_none() && s.hosts[1].role == Role::Replica
+    })
+    .await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..30 {
+        seen.insert(port_of(&c).await);
+    }
+    assert!(seen.contains(&cluster.replicas[0].port), "{seen:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_primary_coming_back_is_fenced() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(2);
+    cluster.primary.psql("CREATE TABLE marks (who text)");
+    cluster.wait_replicas_caught_up();
+    let server = start(&cluster, "").await;
+    let c = proxy::connect(&server).await;
+    tokio::task::block_in_place(|| {
+        cluster.primary.stop();
+        cluster.replicas[0].promote();
+    });
+    wait_topology(&server, "new primary", |s| s.primary() == Some(1)).await;
+    tokio::task::block_in_place(|| cluster.primary.start());
+    wait_topology(&server, "old primary fenced", |s| {
+        s.hosts[0].role == Role::Fenced
+    })
+    .await;
+    let cl = server.app.cluster("app").unwrap();
+    assert!(
+        cl.topology
+            .fenced_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    for i in 0..10 {
+        c.execute("INSERT INTO marks VALUES ($1)", &[&format!("w{i}")])
+            .await
+            .unwrap();
+        assert_ne!(
+            port_of(&c).await,
+            cluster.primary.port,
+            "no reads on the fenced host"
+        );
+    }
+    let on_old = cluster.primary.psql("SELECT count(*) FROM marks");
+    assert_eq!(on_old, "0", "no writes on the fenced host");
+    let on_new = cluster.replicas[0].psql("SELECT count(*) FROM marks");
+    assert_eq!(on_new, "10");
+    server.stop().await;
+}
