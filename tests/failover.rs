@@ -216,8 +216,8 @@ async fn lagging_replica_leaves_the_read_set_and_returns() {
     cluster
         .primary
         .psql("INSERT INTO filler SELECT repeat('x', 100) FROM generate_series(1, 5000)");
-    wait_topology(&server, "replica1 lagging", |s| {
-        s.hosts[1].excluded == Some(Exclusion::Lagging)
+    wait_topology(&server, "replica1 lagging, replica2 caught up", |s| {
+        s.hosts[1].excluded == Some(Exclusion::Lagging) && s.hosts[2].excluded.is_none()
     })
     .await;
     for _ in 0..20 {

@@ -3,7 +3,7 @@
 //! whether it is still clean enough to reuse.
 
 use crate::frontend::params::ParamMap;
-use crate::prepared::ServerStatements;
+use crate::prepared::{ExpectQueue, ServerStatements};
 use std::collections::HashMap;
 use std::time::Instant;
 use tokio::net::TcpStream;
@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 pub struct ServerConn {
     pub stream: TcpStream,
     /// "host:port" this connection goes to.
-    pub addr: String,
+    pub addr: std::sync::Arc<str>,
     pub backend_pid: i32,
     pub backend_secret: i32,
     /// Values from ParameterStatus, as the server last reported them (original name case).
@@ -22,6 +22,8 @@ pub struct ServerConn {
     pub in_hot_standby: bool,
     /// Prepared statements this connection holds (server names).
     pub prepared: ServerStatements,
+    /// The replies this connection owes for what was sent to it.
+    pub queue: ExpectQueue,
     /// Set when its protocol state is unknown or it failed: never reuse.
     pub broken: bool,
     pub created_at: Instant,

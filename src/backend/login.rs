@@ -203,12 +203,13 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
                 let in_hot_standby = reported.get("in_hot_standby").is_some_and(|v| v == "on");
                 return Ok(ServerConn {
                     stream,
-                    addr,
+                    addr: addr.into(),
                     backend_pid: key.0,
                     backend_secret: key.1,
                     reported,
                     applied: Default::default(),
                     prepared: crate::prepared::ServerStatements::new(250),
+                    queue: Default::default(),
                     in_hot_standby,
                     broken: false,
                     created_at: now,

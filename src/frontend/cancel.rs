@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 /// Where a cancel for a client goes right now.
 #[derive(Debug, Clone)]
 pub struct CancelTarget {
-    pub addr: String,
+    pub addr: Arc<str>,
     pub pid: i32,
     pub secret: i32,
 }
@@ -93,7 +93,7 @@ pub async fn send_cancel(target: &CancelTarget) {
     let mut buf = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut buf);
     let attempt = async {
-        let mut s = TcpStream::connect(&target.addr).await?;
+        let mut s = TcpStream::connect(&*target.addr).await?;
         s.write_all(&buf).await?;
         s.shutdown().await
     };

@@ -36,8 +36,8 @@ impl ClientIo {
     pub fn new(stream: TcpStream) -> Self {
         ClientIo {
             stream,
-            buf: BytesMut::with_capacity(1024),
-            out: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
+            out: BytesMut::new(),
         }
     }
 

@@ -106,11 +106,16 @@ pub fn decide(
     classifier: &Classifier,
     ryw: &ReadYourWritesState,
     statements: &ClientStatements,
+    replicas: bool,
     buf: &[u8],
     max: usize,
 ) -> Decision {
-    if db.routing == Routing::PrimaryOnly || db.pool_mode == PoolMode::Session {
-        return Decision::primary(Reason::SessionCommand, true);
+    if db.routing == Routing::PrimaryOnly || db.pool_mode == PoolMode::Session || !replicas {
+        // Nothing to choose: no parse at all.
+        let may_write = db.routing == Routing::ReadWrite
+            && db.pool_mode == PoolMode::Transaction
+            && db.hosts.len() > 1;
+        return Decision::primary(Reason::PrimaryOnly, may_write);
     }
     let c = match first_sql(buf, max) {
         FirstSql::Text(sql) => classifier.classify(sql),

@@ -75,10 +75,10 @@ impl ServerInput {
                 if self.frame_left > 0 {
                     break;
                 }
-                if a.queue.synthetic_ready() {
+                if a.conn.queue.synthetic_ready() {
                     out.extend_from_slice(&sbuf[fwd_start..pos]);
                     fwd_start = pos;
-                    a.queue.drain_synthetic(out);
+                    a.conn.queue.drain_synthetic(out);
                 }
                 continue;
             }
@@ -93,7 +93,10 @@ impl ServerInput {
             };
             tracing::trace!(tag = %(h.tag as char), len = h.total_len, pending = a.pending, "server frame");
             if !inspected(h.tag) {
-                a.queue.on_frame(h.tag, &mut a.conn.prepared);
+                {
+                    let conn = &mut *a.conn;
+                    conn.queue.on_frame(h.tag, &mut conn.prepared)
+                };
                 self.frame_left = h.total_len;
                 continue;
             }
@@ -107,7 +110,10 @@ impl ServerInput {
                 b'Z' => {
                     let status = ready_status(frame)
                         .ok_or_else(|| ProcessError::Server("invalid ReadyForQuery".into()))?;
-                    a.queue.on_frame(b'Z', &mut a.conn.prepared);
+                    {
+                        let conn = &mut *a.conn;
+                        conn.queue.on_frame(b'Z', &mut conn.prepared)
+                    };
                     a.status = status;
                     a.pending = a.pending.saturating_sub(1);
                     a.answered += 1;
@@ -115,7 +121,10 @@ impl ServerInput {
                 }
                 b'E' => {
                     let err = error_fields(frame);
-                    let (_, failed) = a.queue.on_frame(b'E', &mut a.conn.prepared);
+                    let (_, failed) = {
+                        let conn = &mut *a.conn;
+                        conn.queue.on_frame(b'E', &mut conn.prepared)
+                    };
                     match err {
                         Some(err) if err.severity == Severity::Fatal => {
                             // Dropped here; the session reports it as an ERROR.
@@ -135,7 +144,10 @@ impl ServerInput {
                     }
                 }
                 b'S' => {
-                    a.queue.on_frame(b'S', &mut a.conn.prepared);
+                    {
+                        let conn = &mut *a.conn;
+                        conn.queue.on_frame(b'S', &mut conn.prepared)
+                    };
                     if let Some((name, value)) = parameter_status(frame) {
                         a.conn.note_parameter(name, value);
                         if is_tracked_report(name) {
@@ -147,11 +159,17 @@ impl ServerInput {
                     }
                 }
                 b'C' => {
-                    a.queue.on_frame(b'C', &mut a.conn.prepared);
+                    {
+                        let conn = &mut *a.conn;
+                        conn.queue.on_frame(b'C', &mut conn.prepared)
+                    };
                     a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]);
                 }
                 _ => {
-                    let (action, _) = a.queue.on_frame(h.tag, &mut a.conn.prepared);
+                    let (action, _) = {
+                        let conn = &mut *a.conn;
+                        conn.queue.on_frame(h.tag, &mut conn.prepared)
+                    };
                     swallow = action == Action::Swallow;
                 }
             }
@@ -162,10 +180,10 @@ impl ServerInput {
             } else {
                 pos += h.total_len;
             }
-            if a.queue.synthetic_ready() {
+            if a.conn.queue.synthetic_ready() {
                 out.extend_from_slice(&sbuf[fwd_start..pos]);
                 fwd_start = pos;
-                a.queue.drain_synthetic(out);
+                a.conn.queue.drain_synthetic(out);
             }
             if h.tag == b'Z'
                 && release_at_idle

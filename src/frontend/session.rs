@@ -16,7 +16,7 @@ use crate::backend::pool::{self, Checkout};
 use crate::backend::query::{parse_lsn, query_row};
 use crate::config::PoolMode;
 use crate::prepared::rewrite::{sql_prepared, Rewriter, SqlPrepared};
-use crate::prepared::{ClientStatements, ExpectQueue, ServerStatements};
+use crate::prepared::{ClientStatements, ServerStatements};
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::protocol::messages::{self, PgError, TxStatus};
@@ -48,8 +48,6 @@ pub struct Attached {
     pub fatal: Option<PgError>,
     /// Where and why this connection was chosen.
     pub decision: Decision,
-    /// The replies the server owes, in order.
-    pub queue: ExpectQueue,
 }
 
 /// Records the session-level SET/RESET/DISCARD statements of request number `seq`.
@@ -105,7 +103,7 @@ impl Session {
             mode: cluster.db.pool_mode,
             max_message: app.config().max_message_size,
             io,
-            sbuf: BytesMut::with_capacity(8192),
+            sbuf: BytesMut::new(),
             input: ServerInput::default(),
             cluster,
             pools,
@@ -187,10 +185,24 @@ impl Session {
 
     /// Reads more client bytes; Ok(false) when the client closed.
     async fn read_client(&mut self) -> Result<bool, PgError> {
+        // An idle client holds no buffer: wait for readiness first, then allocate.
+        if self.io.buf.is_empty() {
+            if let Err(e) = self.io.stream.readable().await {
+                tracing::debug!(client = %self.label, error = %e, "client read failed");
+                return Ok(false);
+            }
+        }
         if self.io.buf.capacity() - self.io.buf.len() < 4096 {
             self.io.buf.reserve(8192);
         }
-        match self.io.stream.read_buf(&mut self.io.buf).await {
+        match self.io.stream.try_read_buf(&mut self.io.buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+            other => self.finish_read(other),
+        }
+    }
+
+    fn finish_read(&self, r: std::io::Result<usize>) -> Result<bool, PgError> {
+        match r {
             Ok(0) => Ok(false),
             Ok(_) => Ok(true),
             Err(e) => {
@@ -246,6 +258,8 @@ impl Session {
                             &self.cluster.classifier,
                             &self.ryw,
                             &self.statements,
+                            self.cluster.db.primary_reads
+                                || self.cluster.topology.snapshot().has_replicas(),
                             &self.io.buf,
                             self.max_message,
                         );
@@ -294,11 +308,12 @@ impl Session {
             return Flow::Continue;
         };
         let map_names = self.mode == PoolMode::Transaction;
+        let conn: &mut crate::backend::ServerConn = &mut a.conn;
         let mut rw = Rewriter {
             registry: &self.app.statements,
             client: &mut self.statements,
-            held: &mut a.conn.prepared,
-            queue: &mut a.queue,
+            held: &mut conn.prepared,
+            queue: &mut conn.queue,
             map_names,
         };
         let mut end = 0;
@@ -378,9 +393,9 @@ impl Session {
             }
         }
         // Replies made up here (a Parse the connection already had) may be due right away.
-        if a.queue.synthetic_ready() {
+        if a.conn.queue.synthetic_ready() {
             self.io.out.clear();
-            a.queue.drain_synthetic(&mut self.io.out);
+            a.conn.queue.drain_synthetic(&mut self.io.out);
             if self.io.flush().await.is_err() {
                 return Flow::Close;
             }
@@ -474,7 +489,11 @@ impl Session {
         };
         self.cluster.stats.count(d.target, d.reason);
         tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
-        if let Some(sql) = params::sync_sql(&self.wanted, &conn.applied) {
+        let in_line = self.wanted == conn.applied;
+        if let Some(sql) = (!in_line)
+            .then(|| params::sync_sql(&self.wanted, &conn.applied))
+            .flatten()
+        {
             let limit = self.app.config().connect_timeout();
             match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
                 Ok(Ok(())) => conn.applied = self.wanted.clone(),
@@ -508,7 +527,6 @@ impl Session {
             last_rollback: false,
             fatal: None,
             decision: d,
-            queue: ExpectQueue::default(),
         });
         Ok(())
     }
@@ -523,9 +541,7 @@ impl Session {
             return;
         }
         let mut lsn = None;
-        if mode == crate::config::ReadYourWrites::Lsn
-            && self.cluster.topology.snapshot().has_replicas()
-        {
+        if mode == crate::config::ReadYourWrites::Lsn && db.hosts.len() > 1 {
             if let Some(a) = self.server.as_mut() {
                 let limit = self.app.config().connect_timeout();
                 let q = query_row(
@@ -556,10 +572,33 @@ impl Session {
         if let Some(a) = self.server.take() {
             self.cancel.set(None);
             let mut conn = a.conn;
-            if a.pending != 0 || a.status != TxStatus::Idle || !self.sbuf.is_empty() {
+            if a.pending != 0
+                || a.status != TxStatus::Idle
+                || !self.sbuf.is_empty()
+                || !conn.queue.is_empty()
+            {
                 conn.broken = true;
             }
             pool::release(conn);
+        }
+        self.shrink_idle_buffers();
+    }
+
+    /// Between transactions, buffers that hold nothing are given back, so an idle client
+    /// costs little memory.
+    fn shrink_idle_buffers(&mut self) {
+        const KEEP: usize = 1024;
+        if self.io.buf.is_empty() && self.io.buf.capacity() > KEEP {
+            self.io.buf = BytesMut::new();
+        }
+        if self.sbuf.is_empty() && self.sbuf.capacity() > KEEP {
+            self.sbuf = BytesMut::new();
+        }
+        if self.sout.capacity() > KEEP {
+            self.sout = BytesMut::new();
+        }
+        if self.io.out.is_empty() && self.io.out.capacity() > KEEP {
+            self.io.out = BytesMut::new();
         }
     }
 

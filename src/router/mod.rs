@@ -120,6 +120,8 @@ pub enum Reason {
     HintPrimary,
     HintReplica,
     EmptyQuery,
+    /// Routing is off or no replica is usable: not classified at all.
+    PrimaryOnly,
 }
 
 impl fmt::Display for Reason {
@@ -152,6 +154,7 @@ impl fmt::Display for Reason {
             Reason::HintPrimary => "hint: primary",
             Reason::HintReplica => "hint: replica",
             Reason::EmptyQuery => "empty query",
+            Reason::PrimaryOnly => "primary only (routing off or no replica)",
         };
         f.write_str(s)
     }
