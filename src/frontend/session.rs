@@ -196,7 +196,7 @@ impl Session {
             self.io.buf.reserve(8192);
         }
         match self.io.stream.try_read_buf(&mut self.io.buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
             other => self.finish_read(other),
         }
     }
