@@ -208,7 +208,13 @@ async fn cancel_reaches_the_running_query() {
 #[tokio::test]
 async fn pool_exhaustion_is_a_clear_error_not_a_hang() {
     let cluster = PgCluster::shared();
-    let server = proxy::start(cluster, "checkout_timeout_ms = 500", "pool_size = 1").await;
+    // Primary only: with routing, the read could use the replica's pool instead.
+    let server = proxy::start(
+        cluster,
+        "checkout_timeout_ms = 500",
+        "pool_size = 1\nrouting = \"primary_only\"",
+    )
+    .await;
     let holder = proxy::connect(&server).await;
     let waiter = proxy::connect(&server).await;
     holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
@@ -264,7 +270,7 @@ async fn session_mode_resets_connection_between_clients() {
 #[tokio::test]
 async fn terminated_server_connection_is_not_reused() {
     let cluster = PgCluster::shared();
-    let server = proxy::start(cluster, "", "pool_size = 1").await;
+    let server = proxy::start(cluster, "", "pool_size = 1\nrouting = \"primary_only\"").await;
     let c = proxy::connect(&server).await;
     let pid: i32 = c
         .query_one("SELECT pg_backend_pid()", &[])

@@ -18,6 +18,8 @@ pub struct ServerConn {
     pub reported: HashMap<String, String>,
     /// Settings applied on top of the login defaults for the clients it served.
     pub applied: ParamMap,
+    /// Version of the client state `applied` was last brought in line with (0: none).
+    pub applied_version: u64,
     /// The server said `in_hot_standby = on` at login: it is a replica.
     pub in_hot_standby: bool,
     /// Prepared statements this connection holds (server names).

@@ -208,6 +208,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
                     backend_secret: key.1,
                     reported,
                     applied: Default::default(),
+                    applied_version: 0,
                     prepared: crate::prepared::ServerStatements::new(250),
                     queue: Default::default(),
                     in_hot_standby,

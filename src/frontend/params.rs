@@ -16,6 +16,29 @@ pub enum ParamValue {
 /// Parameter name (lower case) to value.
 pub type ParamMap = HashMap<String, ParamValue>;
 
+/// A client's wanted parameters with a version: a server connection whose applied version
+/// equals it needs no comparison. Versions are random, so equal versions mean the same
+/// state history (changes made in lockstep on both sides get one new version).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub map: ParamMap,
+    pub version: u64,
+}
+
+impl Wanted {
+    pub fn new(map: ParamMap) -> Wanted {
+        Wanted {
+            map,
+            version: fresh_version(),
+        }
+    }
+}
+
+/// A new parameter-state version (never 0, which marks a connection with nothing applied).
+pub fn fresh_version() -> u64 {
+    rand::random::<u64>() | 1
+}
+
 /// A session-level change found in client SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParamChange {

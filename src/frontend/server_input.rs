@@ -3,7 +3,7 @@
 //! ErrorResponse, ParameterStatus and CommandComplete are looked at. A server FATAL is held
 //! back so the session can report it as an ERROR and keep the client.
 
-use super::params::{apply_change, is_tracked_report, ParamMap, ParamValue};
+use super::params::{apply_change, fresh_version, is_tracked_report, ParamMap, ParamValue, Wanted};
 use super::session::Attached;
 use crate::backend::io::SERVER_MAX_FRAME;
 use crate::prepared::expect::Action;
@@ -58,7 +58,7 @@ impl ServerInput {
         a: &mut Attached,
         client: &mut TcpStream,
         out: &mut BytesMut,
-        wanted: &mut ParamMap,
+        wanted: &mut Wanted,
         startup: &ParamMap,
         release_at_idle: bool,
     ) -> Result<Outcome, ProcessError> {
@@ -154,7 +154,9 @@ impl ServerInput {
                             let key = name.to_ascii_lowercase();
                             let v = ParamValue::Literal(value.to_string());
                             a.conn.applied.insert(key.clone(), v.clone());
-                            wanted.insert(key, v);
+                            wanted.map.insert(key, v);
+                            wanted.version = fresh_version();
+                            a.conn.applied_version = wanted.version;
                         }
                     }
                 }
@@ -232,7 +234,7 @@ impl ServerInput {
 
 /// At a ReadyForQuery outside a transaction, the SET/RESET of the requests answered so far
 /// take effect (or are dropped, if their transaction failed or rolled back).
-fn settle(a: &mut Attached, wanted: &mut ParamMap, startup: &ParamMap, status: TxStatus) {
+fn settle(a: &mut Attached, wanted: &mut Wanted, startup: &ParamMap, status: TxStatus) {
     if status != TxStatus::Idle {
         return;
     }
@@ -245,8 +247,10 @@ fn settle(a: &mut Attached, wanted: &mut ParamMap, startup: &ParamMap, status: T
             if seq >= answered {
                 rest.push((seq, change));
             } else if keep {
-                apply_change(wanted, &change, startup);
+                apply_change(&mut wanted.map, &change, startup);
                 apply_change(&mut a.conn.applied, &change, &empty);
+                wanted.version = fresh_version();
+                a.conn.applied_version = wanted.version;
             }
         }
         a.changes = rest;

@@ -76,7 +76,7 @@ pub struct Session {
     mode: PoolMode,
     max_message: usize,
     startup: ParamMap,
-    wanted: ParamMap,
+    wanted: params::Wanted,
     server: Option<Attached>,
     local: LocalState,
     ryw: ReadYourWritesState,
@@ -107,7 +107,7 @@ impl Session {
             input: ServerInput::default(),
             cluster,
             pools,
-            wanted: startup.clone(),
+            wanted: params::Wanted::new(startup.clone()),
             startup,
             server: None,
             local: LocalState::default(),
@@ -128,10 +128,12 @@ impl Session {
                 .await;
             return;
         }
-        let mut shutdown = self.app.shutdown_signal();
+        // Registered once for the whole session, not once per request.
+        let shutdown = wait_shutdown(self.app.shutdown_signal());
+        tokio::pin!(shutdown);
         loop {
             let flow = if self.server.is_some() {
-                self.step_attached(&mut shutdown).await
+                self.step_attached(shutdown.as_mut()).await
             } else {
                 tokio::select! {
                     r = self.read_client() => match r {
@@ -139,7 +141,7 @@ impl Session {
                         Ok(false) => Flow::Close,
                         Err(e) => { self.io.send_error(&e).await; Flow::Close }
                     },
-                    _ = wait_shutdown(&mut shutdown) => {
+                    _ = &mut shutdown => {
                         self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
                             "terminating connection because Switchyard is shutting down")).await;
                         Flow::Close
@@ -195,7 +197,12 @@ impl Session {
         if self.io.buf.capacity() - self.io.buf.len() < 4096 {
             self.io.buf.reserve(8192);
         }
-        match self.io.stream.try_read_buf(&mut self.io.buf) {
+        let spare = self.io.buf.capacity() - self.io.buf.len();
+        let r = self.io.stream.try_read_buf(&mut self.io.buf);
+        if let Ok(n) = r {
+            drained_if_short(&self.io.stream, n, spare);
+        }
+        match r {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
             other => self.finish_read(other),
         }
@@ -213,7 +220,10 @@ impl Session {
     }
 
     /// One wait while a server is attached: whichever side speaks first.
-    async fn step_attached(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Flow {
+    async fn step_attached(
+        &mut self,
+        shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Flow {
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
@@ -226,17 +236,25 @@ impl Session {
             self.io.buf.reserve(8192);
         }
         let server_stream = &mut a.conn.stream;
+        let client_spare = self.io.buf.capacity() - self.io.buf.len();
+        let server_spare = self.sbuf.capacity() - self.sbuf.len();
         tokio::select! {
             r = self.io.stream.read_buf(&mut self.io.buf) => match r {
-                Ok(n) if n > 0 => self.on_client_data().await,
+                Ok(n) if n > 0 => {
+                    drained_if_short(&self.io.stream, n, client_spare);
+                    self.on_client_data().await
+                }
                 _ => Flow::Close,
             },
             r = server_stream.read_buf(&mut self.sbuf) => match r {
-                Ok(n) if n > 0 => self.on_server_data().await,
+                Ok(n) if n > 0 => {
+                    drained_if_short(server_stream, n, server_spare);
+                    self.on_server_data().await
+                }
                 Ok(_) => self.on_server_lost("server closed the connection unexpectedly").await,
                 Err(e) => self.on_server_lost(&format!("server connection failed: {e}")).await,
             },
-            _ = wait_shutdown(shutdown), if idle => {
+            _ = shutdown, if idle => {
                 self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
                     "terminating connection because Switchyard is shutting down")).await;
                 Flow::Close
@@ -489,14 +507,15 @@ impl Session {
         };
         self.cluster.stats.count(d.target, d.reason);
         tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
-        let in_line = self.wanted == conn.applied;
+        let in_line =
+            conn.applied_version == self.wanted.version || self.wanted.map == conn.applied;
         if let Some(sql) = (!in_line)
-            .then(|| params::sync_sql(&self.wanted, &conn.applied))
+            .then(|| params::sync_sql(&self.wanted.map, &conn.applied))
             .flatten()
         {
             let limit = self.app.config().connect_timeout();
             match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
-                Ok(Ok(())) => conn.applied = self.wanted.clone(),
+                Ok(Ok(())) => conn.applied = self.wanted.map.clone(),
                 Ok(Err(e)) => {
                     pool::discard(conn);
                     return Err(e);
@@ -510,6 +529,7 @@ impl Session {
                 }
             }
         }
+        conn.applied_version = self.wanted.version;
         self.cancel.set(Some(CancelTarget {
             addr: conn.addr.clone(),
             pid: conn.backend_pid,
@@ -658,7 +678,10 @@ impl Session {
             )
             .await;
             match reset {
-                Ok(Ok(())) => conn.applied.clear(),
+                Ok(Ok(())) => {
+                    conn.applied.clear();
+                    conn.applied_version = 0;
+                }
                 _ => conn.broken = true,
             }
         }
@@ -706,8 +729,19 @@ pub async fn run_sync(conn: &mut Checkout, sql: &str, buf: &mut BytesMut) -> Res
 }
 
 /// Resolves once shutdown has begun (holds no watch guard across awaits).
-async fn wait_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
+async fn wait_shutdown(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A read that did not fill the buffer emptied the socket: tell tokio so, instead of
+/// finding out with one more `recv` that returns EAGAIN. (Data arriving later raises a new
+/// readiness event; tokio's readiness ticks make the clearing race-free.)
+fn drained_if_short(stream: &tokio::net::TcpStream, n: usize, spare: usize) {
+    if n > 0 && n < spare {
+        let _ = stream.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+    }
 }
 
 /// A replacement Query for SQL-level PREPARE/EXECUTE/DEALLOCATE under transaction pooling:
