@@ -21,7 +21,8 @@ pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     }
     let mut io = ClientIo::new(stream);
     let timeout = app.config().client_login_timeout();
-    let started = tokio::time::timeout(timeout, startup(&app, &mut io, peer)).await;
+    // Boxed: the login's state is freed once it is done, so an idle session stays small.
+    let started = tokio::time::timeout(timeout, Box::pin(startup(&app, &mut io, peer))).await;
     let (user, database, params) = match started {
         Ok(Some(login)) => login,
         Ok(None) => return,

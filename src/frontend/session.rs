@@ -122,7 +122,7 @@ impl Session {
 
     /// Finishes login (parameters, key, ReadyForQuery), then serves requests until the end.
     pub async fn run(&mut self) {
-        if let Err(e) = self.login().await {
+        if let Err(e) = Box::pin(self.login()).await {
             self.io
                 .send_error(&e.with_severity(messages::Severity::Fatal))
                 .await;
@@ -149,7 +149,7 @@ impl Session {
                 }
             };
             if let Flow::Close = flow {
-                self.detach_on_close().await;
+                Box::pin(self.detach_on_close()).await;
                 return;
             }
         }
@@ -251,8 +251,8 @@ impl Session {
                     drained_if_short(server_stream, n, server_spare);
                     self.on_server_data().await
                 }
-                Ok(_) => self.on_server_lost("server closed the connection unexpectedly").await,
-                Err(e) => self.on_server_lost(&format!("server connection failed: {e}")).await,
+                Ok(_) => Box::pin(self.on_server_lost("server closed the connection unexpectedly")).await,
+                Err(e) => Box::pin(self.on_server_lost(&format!("server connection failed: {e}"))).await,
             },
             _ = shutdown, if idle => {
                 self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
@@ -281,7 +281,7 @@ impl Session {
                             &self.io.buf,
                             self.max_message,
                         );
-                        if let Err(e) = self.attach(d).await {
+                        if let Err(e) = Box::pin(self.attach(d)).await {
                             tracing::debug!(client = %self.label, error = %e, "attach failed");
                             self.local.fail_request(e);
                         }
@@ -405,9 +405,7 @@ impl Session {
         self.io.buf.advance(end);
         if !self.sout.is_empty() {
             if let Err(e) = a.conn.stream.write_all(&self.sout).await {
-                return self
-                    .on_server_lost(&format!("server write failed: {e}"))
-                    .await;
+                return Box::pin(self.on_server_lost(&format!("server write failed: {e}"))).await;
             }
         }
         // Replies made up here (a Parse the connection already had) may be due right away.
@@ -467,13 +465,15 @@ impl Session {
                     return Flow::Close;
                 }
                 if note_write {
-                    self.note_write().await;
+                    Box::pin(self.note_write()).await;
                     self.release();
                 }
                 Flow::Continue
             }
             Err(server_input::ProcessError::Client) => Flow::Close,
-            Err(server_input::ProcessError::Server(why)) => self.on_server_lost(&why).await,
+            Err(server_input::ProcessError::Server(why)) => {
+                Box::pin(self.on_server_lost(&why)).await
+            }
         }
     }
 
