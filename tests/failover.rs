@@ -18,11 +18,15 @@ use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-const FAST: &str =
-    "health_check_interval_ms = 100\nban_time_ms = 500\nprimary_wait_timeout_ms = 10000";
+const FAST: &str = "health_check_interval_ms = 100\nban_time_ms = 500";
 
 async fn start(cluster: &PgCluster, extra: &str) -> Server {
-    let server = proxy::start(cluster, "", &format!("{FAST}\n{extra}")).await;
+    let wait = if extra.contains("primary_wait_timeout_ms") {
+        ""
+    } else {
+        "primary_wait_timeout_ms = 10000"
+    };
+    let server = proxy::start(cluster, "", &format!("{FAST}\n{wait}\n{extra}")).await;
     wait_topology(&server, "roles discovered", |s| {
         s.primary() == Some(0) && s.hosts[1..].iter().all(|h| h.role == Role::Replica)
     })
@@ -275,5 +279,45 @@ async fn old_primary_coming_back_is_fenced() {
     assert_eq!(on_old, "0", "no writes on the fenced host");
     let on_new = cluster.replicas[0].psql("SELECT count(*) FROM marks");
     assert_eq!(on_new, "10");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_primary_reads_work_and_writes_fail_clearly() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(1);
+    cluster.primary.psql("CREATE TABLE w (x int)");
+    cluster.wait_replicas_caught_up();
+    let server = start(&cluster, "primary_wait_timeout_ms = 800").await;
+    tokio::task::block_in_place(|| cluster.primary.kill());
+    wait_topology(&server, "primary down", |s| s.primary().is_none()).await;
+    // A client connecting now can log in and read from the replica.
+    let c = proxy::connect(&server).await;
+    assert_eq!(port_of(&c).await, cluster.replicas[0].port);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM w", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    // A write waits for a primary, then fails with a connection-failure SQLSTATE.
+    let started = Instant::now();
+    let e = c
+        .execute("INSERT INTO w VALUES (1)", &[])
+        .await
+        .expect_err("no primary");
+    assert_eq!(proxy::sqlstate(&e).as_deref(), Some("08006"), "{e:?}");
+    assert!(
+        proxy::message(&e).contains("no primary"),
+        "{}",
+        proxy::message(&e)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "it waited for a primary"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The session is still usable.
+    assert_eq!(port_of(&c).await, cluster.replicas[0].port);
     server.stop().await;
 }

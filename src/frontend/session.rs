@@ -158,8 +158,19 @@ impl Session {
     /// Sends ParameterStatus (as a server with this client's settings reports them),
     /// BackendKeyData and ReadyForQuery.
     async fn login(&mut self) -> Result<(), PgError> {
+        // The primary's view, unless there is none right now and a replica can stand in
+        // (new clients can still connect and read during a failover).
+        let snap = self.cluster.topology.snapshot();
+        let use_replica = self.mode == PoolMode::Transaction
+            && self.cluster.db.routing == crate::config::Routing::ReadWrite
+            && snap.primary().is_none()
+            && snap.has_replicas();
         let d = Decision {
-            target: Target::Primary,
+            target: if use_replica {
+                Target::Replica
+            } else {
+                Target::Primary
+            },
             reason: Reason::SessionCommand,
             may_write: false,
             min_lsn: 0,
@@ -169,7 +180,13 @@ impl Session {
             let mut names: Vec<&String> = a.conn.reported.keys().collect();
             names.sort();
             for n in names {
-                messages::parameter_status(&mut self.io.out, n, &a.conn.reported[n]);
+                // Through Switchyard the session is read-write even if a replica answered.
+                let value = if n == "in_hot_standby" {
+                    "off"
+                } else {
+                    a.conn.reported[n].as_str()
+                };
+                messages::parameter_status(&mut self.io.out, n, value);
             }
         }
         messages::backend_key_data(&mut self.io.out, self.cancel.pid, self.cancel.secret);
@@ -281,7 +298,13 @@ impl Session {
                             &self.io.buf,
                             self.max_message,
                         );
-                        if let Err(e) = Box::pin(self.attach(d)).await {
+                        let attached = Box::pin(self.attach(d)).await;
+                        if let Some(a) = &self.server {
+                            self.cluster
+                                .stats
+                                .count(a.decision.target, a.decision.reason);
+                        }
+                        if let Err(e) = attached {
                             tracing::debug!(client = %self.label, error = %e, "attach failed");
                             self.local.fail_request(e);
                         }
@@ -505,7 +528,6 @@ impl Session {
             },
             Target::Primary => self.cluster.checkout_primary(&self.pools).await?,
         };
-        self.cluster.stats.count(d.target, d.reason);
         tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
         let in_line =
             conn.applied_version == self.wanted.version || self.wanted.map == conn.applied;
