@@ -321,3 +321,25 @@ async fn without_a_primary_reads_work_and_writes_fail_clearly() {
     assert_eq!(port_of(&c).await, cluster.replicas[0].port);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_while_waiting_for_a_primary_is_let_go() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(1);
+    let server = start(&cluster, "primary_wait_timeout_ms = 30000").await;
+    tokio::task::block_in_place(|| cluster.primary.kill());
+    wait_topology(&server, "primary down", |s| s.primary().is_none()).await;
+    let mut r = common::raw::Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await;
+    r.send(&common::raw::query("CREATE TABLE never (x int)"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(r);
+    // The session notices at once; shutdown does not wait out primary_wait_timeout_ms.
+    let started = Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        started.elapsed()
+    );
+}

@@ -517,16 +517,26 @@ impl Session {
 
     /// Checks out a server connection and brings its session parameters in line.
     async fn attach(&mut self, mut d: Decision) -> Result<(), PgError> {
-        let mut conn = match d.target {
-            Target::Replica => match self.cluster.checkout_read(&self.pools, d.min_lsn).await {
-                Some(c) => c,
-                None => {
-                    self.cluster.stats.fallback();
-                    d.target = Target::Primary;
-                    self.cluster.checkout_primary(&self.pools).await?
-                }
-            },
-            Target::Primary => self.cluster.checkout_primary(&self.pools).await?,
+        let (cluster, pools) = (&self.cluster, &self.pools);
+        let checkout = async {
+            match d.target {
+                Target::Replica => match cluster.checkout_read(pools, d.min_lsn).await {
+                    Some(c) => Ok(c),
+                    None => {
+                        cluster.stats.fallback();
+                        d.target = Target::Primary;
+                        cluster.checkout_primary(pools).await
+                    }
+                },
+                Target::Primary => cluster.checkout_primary(pools).await,
+            }
+        };
+        // A wait for a connection (pool exhausted, no primary yet) ends if the client leaves.
+        let mut conn = tokio::select! {
+            r = checkout => r?,
+            _ = client_gone(&self.io.stream) => {
+                return Err(PgError::error(SqlState::CONNECTION_FAILURE, "client disconnected while waiting for a server connection"));
+            }
         };
         tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
         let in_line =
@@ -747,6 +757,16 @@ pub async fn run_sync(conn: &mut Checkout, sql: &str, buf: &mut BytesMut) -> Res
             Err(e)
         }
         None => Ok(()),
+    }
+}
+
+/// Resolves when the client has closed its side; stays pending while it is open (also when
+/// it has sent more requests, which stay unread).
+async fn client_gone(stream: &tokio::net::TcpStream) {
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending::<()>().await,
     }
 }
 

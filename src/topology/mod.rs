@@ -23,6 +23,8 @@ pub struct Topology {
     policy: Policy,
     /// Hosts fenced because another primary won (a counter for metrics).
     pub fenced_total: AtomicU64,
+    /// Asks the checker for a round now (a connection failed: don't wait for the interval).
+    check_now: tokio::sync::Notify,
 }
 
 /// How the checker logs in.
@@ -50,6 +52,7 @@ impl Topology {
             tx,
             policy,
             fenced_total: AtomicU64::new(0),
+            check_now: tokio::sync::Notify::new(),
         }
     }
 
@@ -81,6 +84,7 @@ impl Topology {
 
     /// A connection to a host failed outside the checks: no reads go there for a ban time.
     pub fn report_failure(&self, idx: usize, why: &str) {
+        self.check_now.notify_one();
         let until = Instant::now() + self.policy.ban_time;
         self.tx.send_if_modified(|s| match s.hosts.get(idx) {
             Some(h) if !h.is_banned(Instant::now()) => {
@@ -135,9 +139,14 @@ impl Topology {
             let next = decide::next_snapshot(&prev, &observations, &self.policy, Instant::now());
             self.log_changes(&prev, &next);
             self.tx.send_replace(Arc::new(next));
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.wait_for(|s| *s) => return,
+            let asked = tokio::select! {
+                _ = tokio::time::sleep(interval) => false,
+                _ = self.check_now.notified() => true,
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            };
+            if asked {
+                // Not more often than every 50 ms, however many failures come in.
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
