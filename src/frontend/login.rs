@@ -47,6 +47,7 @@ pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     };
     tracing::info!(%peer, %user, %database, "client logged in");
     let mut session = Session::new(app, io, cluster, &user, &params);
+    drop(params);
     session.run().await;
     tracing::info!(%peer, %user, %database, "client disconnected");
 }

@@ -132,27 +132,42 @@ impl Session {
         let shutdown = wait_shutdown(self.app.shutdown_signal());
         tokio::pin!(shutdown);
         loop {
-            let flow = if self.server.is_some() {
-                self.step_attached(shutdown.as_mut()).await
-            } else {
-                tokio::select! {
-                    r = self.read_client() => match r {
-                        Ok(true) => self.on_client_data().await,
-                        Ok(false) => Flow::Close,
-                        Err(e) => { self.io.send_error(&e).await; Flow::Close }
-                    },
-                    _ = &mut shutdown => {
-                        self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
-                            "terminating connection because Switchyard is shutting down")).await;
-                        Flow::Close
-                    }
+            // Idle: only this small state is held. A request's work happens in a boxed
+            // future that lives for one transaction, so idle clients stay small.
+            let woke = tokio::select! {
+                r = self.read_client() => match r {
+                    Ok(true) => Flow::Continue,
+                    Ok(false) => Flow::Close,
+                    Err(e) => { self.io.send_error(&e).await; Flow::Close }
+                },
+                _ = &mut shutdown => {
+                    self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
+                        "terminating connection because Switchyard is shutting down")).await;
+                    Flow::Close
                 }
+            };
+            let flow = match woke {
+                Flow::Continue => Box::pin(self.serve_request(shutdown.as_mut())).await,
+                Flow::Close => Flow::Close,
             };
             if let Flow::Close = flow {
                 Box::pin(self.detach_on_close()).await;
                 return;
             }
         }
+    }
+
+    /// Handles what the client sent and, while a server is attached, both directions until
+    /// the connection is released (end of transaction) or the session ends.
+    async fn serve_request(
+        &mut self,
+        mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Flow {
+        let mut flow = self.on_client_data().await;
+        while matches!(flow, Flow::Continue) && self.server.is_some() {
+            flow = self.step_attached(shutdown.as_mut()).await;
+        }
+        flow
     }
 
     /// Sends ParameterStatus (as a server with this client's settings reports them),
@@ -639,17 +654,15 @@ impl Session {
     /// Between transactions, buffers that hold nothing are given back, so an idle client
     /// costs little memory.
     fn shrink_idle_buffers(&mut self) {
-        const KEEP: usize = 1024;
-        if self.io.buf.is_empty() && self.io.buf.capacity() > KEEP {
+        // The next read reserves 8 KiB anyway, so keeping a small buffer saves nothing.
+        if self.io.buf.is_empty() {
             self.io.buf = BytesMut::new();
         }
-        if self.sbuf.is_empty() && self.sbuf.capacity() > KEEP {
+        if self.sbuf.is_empty() {
             self.sbuf = BytesMut::new();
         }
-        if self.sout.capacity() > KEEP {
-            self.sout = BytesMut::new();
-        }
-        if self.io.out.is_empty() && self.io.out.capacity() > KEEP {
+        self.sout = BytesMut::new();
+        if self.io.out.is_empty() {
             self.io.out = BytesMut::new();
         }
     }
