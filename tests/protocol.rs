@@ -222,3 +222,34 @@ async fn malformed_input_gets_an_error_and_a_closed_socket() {
     assert_eq!(n, 7);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_statements_in_a_loop_never_hang() {
+    // Regression: a readiness shortcut once lost a wake-up between an ErrorResponse and the
+    // next request, leaving a connection without an answer.
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, "", "pool_size = 3").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let conn = proxy::conn_str(&server, APP_USER, APP_PASSWORD, APP_DB);
+        tasks.push(tokio::spawn(async move {
+            let c = proxy::connect_str(&conn).await.unwrap();
+            for _ in 0..300 {
+                let e = c
+                    .query_typed("SELECT 1/0", &[])
+                    .await
+                    .expect_err("division by zero");
+                assert_eq!(proxy::sqlstate(&e).as_deref(), Some("22012"));
+            }
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), all)
+        .await
+        .expect("no connection stopped getting answers");
+    server.stop().await;
+}

@@ -229,12 +229,7 @@ impl Session {
         if self.io.buf.capacity() - self.io.buf.len() < 4096 {
             self.io.buf.reserve(8192);
         }
-        let spare = self.io.buf.capacity() - self.io.buf.len();
-        let r = self.io.stream.try_read_buf(&mut self.io.buf);
-        if let Ok(n) = r {
-            drained_if_short(&self.io.stream, n, spare);
-        }
-        match r {
+        match self.io.stream.try_read_buf(&mut self.io.buf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
             other => self.finish_read(other),
         }
@@ -268,21 +263,13 @@ impl Session {
             self.io.buf.reserve(8192);
         }
         let server_stream = &mut a.conn.stream;
-        let client_spare = self.io.buf.capacity() - self.io.buf.len();
-        let server_spare = self.sbuf.capacity() - self.sbuf.len();
         tokio::select! {
             r = self.io.stream.read_buf(&mut self.io.buf) => match r {
-                Ok(n) if n > 0 => {
-                    drained_if_short(&self.io.stream, n, client_spare);
-                    self.on_client_data().await
-                }
+                Ok(n) if n > 0 => self.on_client_data().await,
                 _ => Flow::Close,
             },
             r = server_stream.read_buf(&mut self.sbuf) => match r {
-                Ok(n) if n > 0 => {
-                    drained_if_short(server_stream, n, server_spare);
-                    self.on_server_data().await
-                }
+                Ok(n) if n > 0 => self.on_server_data().await,
                 Ok(_) => Box::pin(self.on_server_lost("server closed the connection unexpectedly")).await,
                 Err(e) => Box::pin(self.on_server_lost(&format!("server connection failed: {e}"))).await,
             },
@@ -786,17 +773,6 @@ async fn client_gone(stream: &tokio::net::TcpStream) {
 /// Resolves once shutdown has begun (holds no watch guard across awaits).
 async fn wait_shutdown(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
-}
-
-/// A read that did not fill the buffer emptied the socket: tell tokio so, instead of
-/// finding out with one more `recv` that returns EAGAIN. (Data arriving later raises a new
-/// readiness event; tokio's readiness ticks make the clearing race-free.)
-fn drained_if_short(stream: &tokio::net::TcpStream, n: usize, spare: usize) {
-    if n > 0 && n < spare {
-        let _ = stream.try_io(tokio::io::Interest::READABLE, || {
-            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-        });
-    }
 }
 
 /// A replacement Query for SQL-level PREPARE/EXECUTE/DEALLOCATE under transaction pooling:
