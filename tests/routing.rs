@@ -273,3 +273,73 @@ async fn pgbench_select_only_runs_on_the_replicas() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_a_read_prepare_or_in_a_read_pipeline_reaches_the_primary() {
+    use common::raw::{self, Raw};
+    let server = start("").await;
+    let c = cluster();
+    c.primary.psql("CREATE TABLE IF NOT EXISTS piped (x int)");
+    c.wait_replicas_caught_up();
+    let mut r = Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await;
+    // asyncpg's prepare: Parse/Describe/Flush, answers read before any Sync; then a write.
+    let mut describe = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::describe(b'S', "rd", &mut describe).unwrap();
+    let mut flush = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::flush(&mut flush);
+    r.send(&raw::batch(&[
+        raw::parse("rd", "SELECT count(*) FROM piped"),
+        describe,
+        flush,
+    ]))
+    .await;
+    assert_eq!(r.recv().await.unwrap().tag, b'1');
+    assert_eq!(r.recv().await.unwrap().tag, b't');
+    assert_eq!(r.recv().await.unwrap().tag, b'T');
+    r.send(&raw::query("INSERT INTO piped VALUES (1)")).await;
+    let msgs = r.until_ready().await;
+    assert_eq!(
+        raw::tags(&msgs),
+        "CZ",
+        "{:?}",
+        msgs.iter().find_map(|m| m.field(b'M'))
+    );
+    // A pipeline (one Sync) that reads first and then writes.
+    r.send(&raw::batch(&[
+        raw::parse("", "SELECT 1"),
+        raw::bind("", "", &[]),
+        raw::execute(""),
+        raw::parse("", "INSERT INTO piped VALUES (2)"),
+        raw::bind("", "", &[]),
+        raw::execute(""),
+        raw::sync(),
+    ]))
+    .await;
+    let msgs = r.until_ready().await;
+    assert_eq!(
+        raw::tags(&msgs),
+        "12DC12CZ",
+        "{:?}",
+        msgs.iter().find_map(|m| m.field(b'M'))
+    );
+    // A write pipelined right behind a read that went to a replica waits for it, then goes
+    // to the primary.
+    let mut both = raw::query("SELECT inet_server_port()").to_vec();
+    both.extend(raw::query("INSERT INTO piped VALUES (3) RETURNING inet_server_port()").to_vec());
+    r.send(&both).await;
+    let first = r.until_ready().await;
+    let second = r.until_ready().await;
+    assert_eq!(raw::tags(&first), "TDCZ");
+    assert_eq!(
+        raw::tags(&second),
+        "TDCZ",
+        "{:?}",
+        second.iter().find_map(|m| m.field(b'M'))
+    );
+    let port: u16 = String::from_utf8_lossy(&second[1].body[6..])
+        .parse()
+        .unwrap();
+    assert_eq!(port, c.primary.port);
+    assert_eq!(c.primary.psql("SELECT count(*) FROM piped"), "3");
+    server.stop().await;
+}

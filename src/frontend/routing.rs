@@ -4,7 +4,7 @@
 use crate::config::{Database, PoolMode, ReadYourWrites, Routing};
 use crate::prepared::ClientStatements;
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
-use crate::router::{Classifier, Kind, Reason, Target};
+use crate::router::{Classification, Classifier, Kind, Reason, Target};
 use std::time::{Duration, Instant};
 
 /// What a client's earlier writes require of the replicas its reads go to.
@@ -54,50 +54,101 @@ impl Decision {
     }
 }
 
-/// What the first statement-bearing frame of a request says.
-enum FirstSql<'a> {
-    Text(&'a str),
-    /// A Bind/Describe/Execute of a statement prepared in an earlier request.
-    Statement(&'a str),
-    None,
+/// How the buffered request reads, taken as a whole.
+struct BatchView {
+    /// The classification of its first statement (decides the reason and hints).
+    first: Option<Classification>,
+    /// Every statement in it is a read (or it opens a read-only transaction).
+    all_reads: bool,
+    /// Some statement carries a primary hint.
+    primary_hint: bool,
+    /// The last complete frame is a sync point (Query, Sync, FunctionCall): the request is
+    /// whole, so whatever server it lands on is released at its end.
+    complete: bool,
 }
 
-fn first_sql(buf: &[u8], max: usize) -> FirstSql<'_> {
+/// Classifies every statement of the complete frames in `buf` (Query and Parse texts, and
+/// the texts of named statements a Bind uses).
+fn view_batch(
+    buf: &[u8],
+    max: usize,
+    classifier: &Classifier,
+    statements: &ClientStatements,
+) -> BatchView {
+    let mut v = BatchView {
+        first: None,
+        all_reads: true,
+        primary_hint: false,
+        complete: false,
+    };
+    let note = |c: Classification, v: &mut BatchView| {
+        let first = v.first.is_none();
+        let read = match c.kind {
+            Kind::Read => true,
+            Kind::BeginReadOnly => first,
+            _ => false,
+        };
+        v.all_reads &= read || c.hint == Some(Target::Replica);
+        v.primary_hint |= c.hint == Some(Target::Primary);
+        if first {
+            v.first = Some(c);
+        }
+    };
     for f in Frames::new(buf, max) {
         let Ok((h, frame)) = f else {
-            return FirstSql::None;
+            break;
         };
         let body = &frame[HEADER_LEN..];
-        match h.tag {
-            b'Q' => {
-                return match read_cstr(body).and_then(|(s, _)| std::str::from_utf8(s).ok()) {
-                    Some(sql) => FirstSql::Text(sql),
-                    None => FirstSql::None,
-                }
-            }
-            b'P' => {
-                let sql = read_cstr(body)
-                    .and_then(|(_, rest)| read_cstr(rest))
-                    .and_then(|(s, _)| std::str::from_utf8(s).ok());
-                return match sql {
-                    Some(sql) => FirstSql::Text(sql),
-                    None => FirstSql::None,
-                };
-            }
+        v.complete = matches!(h.tag, b'Q' | b'S' | b'F');
+        let text = match h.tag {
+            b'Q' => read_cstr(body).and_then(|(s, _)| std::str::from_utf8(s).ok()),
+            b'P' => read_cstr(body)
+                .and_then(|(_, rest)| read_cstr(rest))
+                .and_then(|(s, _)| std::str::from_utf8(s).ok()),
             b'B' => {
-                // portal name, then statement name
                 let name = read_cstr(body)
                     .and_then(|(_, rest)| read_cstr(rest))
                     .and_then(|(s, _)| std::str::from_utf8(s).ok());
-                return match name {
-                    Some(n) => FirstSql::Statement(n),
-                    None => FirstSql::None,
-                };
+                match name {
+                    // Unnamed: its Parse was classified already (or it is unknown).
+                    Some("") => continue,
+                    Some(n) => match statements.get(n) {
+                        Some(info) => {
+                            note(classifier.classify(info.query()), &mut v);
+                            continue;
+                        }
+                        None => {
+                            v.all_reads = false;
+                            continue;
+                        }
+                    },
+                    None => None,
+                }
             }
-            _ => {}
+            b'F' => {
+                v.all_reads = false;
+                continue;
+            }
+            _ => continue,
+        };
+        match text {
+            Some(sql) => note(classifier.classify(sql), &mut v),
+            None => v.all_reads = false,
         }
     }
-    FirstSql::None
+    v
+}
+
+/// Whether the complete frames in `buf` only read (used to keep a replica connection from
+/// receiving a pipelined write).
+pub fn batch_only_reads(
+    buf: &[u8],
+    max: usize,
+    classifier: &Classifier,
+    statements: &ClientStatements,
+) -> bool {
+    let v = view_batch(buf, max, classifier, statements);
+    v.all_reads && !v.primary_hint
 }
 
 /// Decides where the request at the front of `buf` goes.
@@ -117,22 +168,25 @@ pub fn decide(
             && db.hosts.len() > 1;
         return Decision::primary(Reason::PrimaryOnly, may_write);
     }
-    let c = match first_sql(buf, max) {
-        FirstSql::Text(sql) => classifier.classify(sql),
-        FirstSql::Statement(name) => match statements.get(name) {
-            Some(info) => classifier.classify(info.query()),
-            None => return Decision::primary(Reason::ServerState, true),
-        },
-        FirstSql::None => return Decision::primary(Reason::ServerState, true),
+    let v = view_batch(buf, max, classifier, statements);
+    let Some(c) = v.first else {
+        return Decision::primary(Reason::ServerState, true);
     };
     let reason = c.route_reason();
-    let wants_replica = match c.hint {
-        Some(t) => t == Target::Replica,
-        None => matches!(c.kind, Kind::Read | Kind::BeginReadOnly),
-    };
-    if !wants_replica {
-        let may_write = !matches!(c.kind, Kind::Read | Kind::Neutral | Kind::End);
-        return Decision::primary(reason, may_write);
+    if !v.complete {
+        // An extended-protocol sequence without its Sync yet (e.g. Parse/Describe/Flush):
+        // the connection stays attached until the Sync, and what follows may write.
+        return Decision::primary(Reason::IncompleteRequest, true);
+    }
+    if !v.all_reads || v.primary_hint {
+        let reason = if !v.primary_hint && matches!(c.kind, Kind::Read | Kind::BeginReadOnly) {
+            // The first statement reads, a later one in the same request does not.
+            Reason::MultiStatementWrite
+        } else {
+            reason
+        };
+        // Conservative: anything that is not all reads may have written.
+        return Decision::primary(reason, true);
     }
     if db.read_your_writes == ReadYourWrites::Window
         && ryw.primary_until.is_some_and(|t| Instant::now() < t)

@@ -191,6 +191,7 @@ impl ServerInput {
                 && release_at_idle
                 && a.pending == 0
                 && a.status == TxStatus::Idle
+                && a.conn.queue.is_empty()
                 && pos == sbuf.len()
             {
                 release = true;

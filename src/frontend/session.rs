@@ -7,7 +7,7 @@ use super::aborted::{answer_locally, LocalState};
 use super::cancel::{send_cancel, CancelHandle, CancelTarget};
 use super::client_io::ClientIo;
 use super::params::{self, ParamChange, ParamMap};
-use super::routing::{decide, Decision, ReadYourWritesState};
+use super::routing::{batch_only_reads, decide, Decision, ReadYourWritesState};
 use super::server_input::{self, ServerInput};
 use crate::app::App;
 use crate::backend::cluster::{Cluster, UserPools};
@@ -15,7 +15,7 @@ use crate::backend::io::read_frame;
 use crate::backend::pool::{self, Checkout};
 use crate::backend::query::{parse_lsn, query_row};
 use crate::config::PoolMode;
-use crate::prepared::rewrite::{sql_prepared, Rewriter, SqlPrepared};
+use crate::prepared::rewrite::{answer_prepare_only, sql_prepared, Rewriter, SqlPrepared};
 use crate::prepared::{ClientStatements, ServerStatements};
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
@@ -164,10 +164,22 @@ impl Session {
         mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Flow {
         let mut flow = self.on_client_data().await;
-        while matches!(flow, Flow::Continue) && self.server.is_some() {
-            flow = self.step_attached(shutdown.as_mut()).await;
+        loop {
+            while matches!(flow, Flow::Continue) && self.server.is_some() {
+                flow = self.step_attached(shutdown.as_mut()).await;
+            }
+            // Requests that arrived while the last connection was busy (held back from a
+            // replica, or pipelined behind a release) are served now, not after a new read.
+            let pending_request = matches!(
+                crate::protocol::frame::complete_frame(&self.io.buf, self.max_message),
+                Ok(Some(_)) | Err(_)
+            );
+            if matches!(flow, Flow::Continue) && self.server.is_none() && pending_request {
+                flow = self.on_client_data().await;
+                continue;
+            }
+            return flow;
         }
-        flow
     }
 
     /// Sends ParameterStatus (as a server with this client's settings reports them),
@@ -220,18 +232,18 @@ impl Session {
     /// Reads more client bytes; Ok(false) when the client closed.
     async fn read_client(&mut self) -> Result<bool, PgError> {
         // An idle client holds no buffer: wait for readiness first, then allocate.
-        if self.io.buf.is_empty() {
+        loop {
             if let Err(e) = self.io.stream.readable().await {
                 tracing::debug!(client = %self.label, error = %e, "client read failed");
                 return Ok(false);
             }
-        }
-        if self.io.buf.capacity() - self.io.buf.len() < 4096 {
-            self.io.buf.reserve(8192);
-        }
-        match self.io.stream.try_read_buf(&mut self.io.buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
-            other => self.finish_read(other),
+            if self.io.buf.capacity() - self.io.buf.len() < 4096 {
+                self.io.buf.reserve(8192);
+            }
+            match self.io.stream.try_read_buf(&mut self.io.buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return self.finish_read(other),
+            }
         }
     }
 
@@ -286,6 +298,22 @@ impl Session {
         loop {
             if self.server.is_some() {
                 return self.forward_client_frames().await;
+            }
+            if !self.local.active() && self.mode == PoolMode::Transaction {
+                let answered = answer_prepare_only(
+                    &self.io.buf,
+                    self.max_message,
+                    &self.app.statements,
+                    &mut self.statements,
+                    &mut self.io.out,
+                );
+                if let Some(consumed) = answered {
+                    self.io.consume(consumed);
+                    match self.io.flush().await {
+                        Ok(()) => continue,
+                        Err(_) => return Flow::Close,
+                    }
+                }
             }
             if !self.local.active() {
                 match self.needs_server() {
@@ -350,6 +378,19 @@ impl Session {
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
+        if a.decision.target == Target::Replica
+            && a.status == TxStatus::Idle
+            && !batch_only_reads(
+                &self.io.buf,
+                self.max_message,
+                &self.cluster.classifier,
+                &self.statements,
+            )
+        {
+            // A write pipelined behind a read must not reach the replica: it waits until the
+            // replica is released and is then routed on its own.
+            return Flow::Continue;
+        }
         let map_names = self.mode == PoolMode::Transaction;
         let conn: &mut crate::backend::ServerConn = &mut a.conn;
         let mut rw = Rewriter {

@@ -181,6 +181,51 @@ impl Rewriter<'_> {
     }
 }
 
+/// A request made only of named Parse messages and a final Sync (libpq's `PQprepare`,
+/// pgbench -M prepared) needs no server: the statements are registered for the client and
+/// ParseComplete/ReadyForQuery are answered here. A statement that does not parse reports
+/// its error at first use. Returns the bytes consumed, or None if the request is anything
+/// else.
+pub fn answer_prepare_only(
+    buf: &[u8],
+    max: usize,
+    registry: &Registry,
+    client: &mut ClientStatements,
+    out: &mut BytesMut,
+) -> Option<usize> {
+    let mut parses = Vec::new();
+    let mut end = None;
+    for f in crate::protocol::frame::Frames::new(buf, max) {
+        let (h, frame) = f.ok()?;
+        match h.tag {
+            b'P' => {
+                let (name, tail) = read_cstr(&frame[HEADER_LEN..])?;
+                if name.is_empty() || !valid_parse_tail(tail) {
+                    return None;
+                }
+                parses.push((std::str::from_utf8(name).ok()?, tail));
+            }
+            b'S' => {
+                end = Some(h);
+                break;
+            }
+            _ => return None,
+        }
+    }
+    let sync = end?;
+    if parses.is_empty() || client.len() + parses.len() > super::registry::MAX_PER_CLIENT {
+        return None;
+    }
+    let mut consumed = 0;
+    for (name, tail) in parses {
+        client.insert(name, registry.get_or_insert(tail));
+        out.extend_from_slice(PARSE_COMPLETE);
+        consumed += 1 + 4 + name.len() + 1 + tail.len();
+    }
+    crate::protocol::messages::ready_for_query(out, crate::protocol::messages::TxStatus::Idle);
+    Some(consumed + sync.total_len)
+}
+
 fn write_close(out: &mut BytesMut, server_name: &str) {
     write_message(out, b'C', |b| {
         b.put_u8(b'S');

@@ -122,6 +122,8 @@ pub enum Reason {
     EmptyQuery,
     /// Routing is off or no replica is usable: not classified at all.
     PrimaryOnly,
+    /// An extended-protocol sequence without its Sync yet (primary).
+    IncompleteRequest,
 }
 
 impl fmt::Display for Reason {
@@ -155,6 +157,7 @@ impl fmt::Display for Reason {
             Reason::HintReplica => "hint: replica",
             Reason::EmptyQuery => "empty query",
             Reason::PrimaryOnly => "primary only (routing off or no replica)",
+            Reason::IncompleteRequest => "extended sequence without Sync",
         };
         f.write_str(s)
     }
