@@ -5,8 +5,14 @@
 #      of them (transaction pooling, pool_size 10);
 #   2. through Switchyard: pgbench -i -s 2, then the TPC-B-like workload and
 #      the select-only workload (-S), each with 50 clients for $DURATION s;
-#   3. fail when pgbench exits non-zero, reports failed transactions, or
-#      processes no transactions.
+#   3. the same two workloads again with each query protocol that uses the
+#      extended protocol: -M prepared (named prepared statements, which
+#      Switchyard maps onto shared server-side statements) and -M extended
+#      (unnamed statements), i.e. -M prepared -S, -M prepared, -M extended -S,
+#      -M extended;
+#   4. fail when pgbench exits non-zero, reports failed transactions, or
+#      processes no transactions; print a summary table (mode, workload, tps,
+#      failed).
 #
 # Everything (Switchyard, the cluster, the temp dir) is removed on exit, also
 # on failure or Ctrl-C.
@@ -141,6 +147,7 @@ xacts() {
 
 failures=()
 summaries=()
+table=()
 
 # run_pgbench LABEL ARG...: runs pgbench through Switchyard, prints its output,
 # records failures.
@@ -194,6 +201,20 @@ run_pgbench() {
     failures+=("$label: pgbench reported errors/aborted clients (see above)")
   fi
   summaries+=("$label: exit $rc, processed ${processed:-?}, failed ${failed:-?}, tps ${tps:-?}")
+
+  # Query mode and workload, for the table.
+  local mode=simple workload=tpcb a prev=""
+  for a in "$@"; do
+    [[ $prev == -M ]] && mode=$a
+    [[ $a == -S ]] && workload=select-only
+    prev=$a
+  done
+  local verdict=ok
+  [[ $rc != 0 || -z $processed || $processed == 0 || -z $failed || $failed != 0 ]] && verdict=FAIL
+  local tps_short=${tps:-?}
+  [[ $tps_short =~ ^[0-9.]+$ ]] && tps_short=$(printf '%.1f' "$tps_short")
+  table+=("$(printf '%-9s %-12s %10s %7s %10s  %s' "$mode" "$workload" "$tps_short" \
+    "${failed:-?}" "${processed:-?}" "$verdict")")
 }
 
 run_pgbench init -i -s 2
@@ -202,6 +223,10 @@ if ((${#failures[@]} > 0)); then
 else
   run_pgbench tpcb -c "$clients" -j 2 -T "$duration"
   run_pgbench select-only -S -c "$clients" -j 2 -T "$duration"
+  run_pgbench prepared-select-only -M prepared -S -c "$clients" -j 2 -T "$duration"
+  run_pgbench prepared-tpcb -M prepared -c "$clients" -j 2 -T "$duration"
+  run_pgbench extended-select-only -M extended -S -c "$clients" -j 2 -T "$duration"
+  run_pgbench extended-tpcb -M extended -c "$clients" -j 2 -T "$duration"
 fi
 
 echo
@@ -213,6 +238,13 @@ echo "=== summary (duration ${duration}s, $clients clients, pool_size $pool_size
 for s in "${summaries[@]}"; do
   echo "  $s"
 done
+if ((${#table[@]} > 0)); then
+  echo
+  printf '  %-9s %-12s %10s %7s %10s  %s\n' mode workload tps failed processed result
+  for r in "${table[@]}"; do
+    echo "  $r"
+  done
+fi
 if ((${#failures[@]} > 0)); then
   echo "=== FAILED:"
   for f in "${failures[@]}"; do
