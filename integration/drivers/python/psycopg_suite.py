@@ -11,7 +11,8 @@ Per iteration each worker runs, in a shuffled order:
                   explicit BEGIN/COMMIT statements, which are then prepared too)
   rollback        a transaction rolled back on purpose (psycopg.Rollback or ROLLBACK),
                   and one aborted by a unique violation; nothing of either may remain
-  executemany     executemany INSERT (plain and RETURNING), then SELECT of those rows
+  executemany     executemany INSERT (plain and RETURNING; psycopg pipelines it), then
+                  SELECT of those rows
   pipeline        a pipeline mixing reads and writes
 Half of the workers use autocommit (single statements can go to a replica through
 Switchyard), the other half psycopg's default implicit transactions with commit/rollback;
@@ -199,7 +200,10 @@ class Worker:
                 self.transfer_sql(cur, amt)
                 cur.execute(f"INSERT INTO {ITEMS} (id, worker, val, n) VALUES (%s, %s, %s, %s)",
                             (rid, self.k, val, n))
-                self.conn.rollback() if not self.autocommit else cur.execute("ROLLBACK")
+                if self.autocommit:
+                    cur.execute("ROLLBACK")
+                else:
+                    self.conn.rollback()
             self.check_balances(cur, "balances after ROLLBACK")
             cur.execute(f"SELECT count(*) FROM {ITEMS} WHERE id = %s", (rid,))
             expect(cur.fetchone(), (0,), f"row {rid} inserted in a rolled-back transaction")
