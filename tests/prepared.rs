@@ -267,68 +267,18 @@ async fn pgbench_prepared_with_more_clients_per_thread_than_connections() {
     // runs it; with one thread and more clients than server connections this used to wait
     // for a connection held by a client of the same thread.
     let cluster = PgCluster::shared();
-    let pgbench = pg_bin().join("pgbench");
-    let init = std::process::Command::new(&pgbench)
-        .args([
-            "-i",
-            "-s",
-            "1",
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &cluster.primary.port.to_string(),
-            "-U",
-            "app",
-            "app",
-        ])
-        .env("PGPASSWORD", APP_PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    proxy::pgbench(cluster.primary.port, &["-i", "-s", "1", "-q"]).await;
     let server = proxy::start(
         cluster,
         "checkout_timeout_ms = 2000",
         "pool_size = 3\nrouting = \"primary_only\"",
     )
     .await;
-    let port = server.addr.port().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(pgbench)
-            .args([
-                "-M",
-                "prepared",
-                "-n",
-                "-c",
-                "8",
-                "-j",
-                "1",
-                "-T",
-                "4",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "app",
-                "app",
-            ])
-            .env("PGPASSWORD", APP_PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = proxy::pgbench(
+        server.addr.port(),
+        &["-M", "prepared", "-n", "-c", "8", "-j", "1", "-T", "4"],
+    )
+    .await;
     assert!(text.contains("number of failed transactions: 0"), "{text}");
     server.stop().await;
 }

@@ -203,65 +203,13 @@ fn idx_scans(node: &PgNode) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_select_only_runs_on_the_replicas() {
     let c = cluster();
-    let pgbench = pg_bin().join("pgbench");
-    let init = std::process::Command::new(&pgbench)
-        .args([
-            "-i",
-            "-s",
-            "1",
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.primary.port.to_string(),
-            "-U",
-            "app",
-            "app",
-        ])
-        .env("PGPASSWORD", APP_PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    proxy::pgbench(c.primary.port, &["-i", "-s", "1", "-q"]).await;
     c.wait_replicas_caught_up();
     let server = start("").await;
     // Stats are per node and updated asynchronously; take a baseline after a pause.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let before: Vec<i64> = c.nodes().map(idx_scans).collect();
-    let port = server.addr.port().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(pgbench)
-            .args([
-                "-S",
-                "-c",
-                "4",
-                "-j",
-                "2",
-                "-T",
-                "3",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "app",
-                "app",
-            ])
-            .env("PGPASSWORD", APP_PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = proxy::pgbench(server.addr.port(), &["-S", "-c", "4", "-j", "2", "-T", "3"]).await;
     assert!(text.contains("number of failed transactions: 0"), "{text}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after: Vec<i64> = c.nodes().map(idx_scans).collect();

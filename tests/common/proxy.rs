@@ -114,3 +114,34 @@ pub fn message(e: &tokio_postgres::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// Runs the installed pgbench as `app` against 127.0.0.1:`port` (off the async runtime)
+/// and returns its stdout; panics with its output if it fails.
+pub async fn pgbench(port: u16, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(super::cluster::pg_bin().join("pgbench"))
+            .args(&args)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                APP_USER,
+                APP_DB,
+            ])
+            .env("PGPASSWORD", APP_PASSWORD)
+            .output()
+            .expect("pgbench runs")
+    })
+    .await
+    .expect("pgbench task");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
