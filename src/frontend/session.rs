@@ -48,6 +48,9 @@ pub struct Attached {
     pub fatal: Option<PgError>,
     /// Where and why this connection was chosen.
     pub decision: Decision,
+    /// The batch that caused the checkout has not been forwarded yet (it was classified
+    /// when routed, so it need not be checked again).
+    pub fresh: bool,
 }
 
 /// Records the session-level SET/RESET/DISCARD statements of request number `seq`.
@@ -378,7 +381,9 @@ impl Session {
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
-        if a.decision.target == Target::Replica
+        let fresh = std::mem::take(&mut a.fresh);
+        if !fresh
+            && a.decision.target == Target::Replica
             && a.status == TxStatus::Idle
             && !batch_only_reads(
                 &self.io.buf,
@@ -622,6 +627,7 @@ impl Session {
             last_rollback: false,
             fatal: None,
             decision: d,
+            fresh: true,
         });
         Ok(())
     }
