@@ -234,35 +234,14 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
   set +e
-  if [[ -n $suite_pid ]]; then
-    cl_log "stopping the running suite (pid $suite_pid)"
-    kill -TERM "$suite_pid" 2>/dev/null
-    wait "$suite_pid" 2>/dev/null
-  fi
-  if [[ -n $sy_pid ]]; then
-    cl_log "stopping switchyard (pid $sy_pid)"
-    switchyard_stop "$sy_pid" 10
-  fi
-  if [[ -n $sy_log && -f $sy_log ]]; then
-    if [[ $rc != 0 ]]; then
-      echo "--- last 40 lines of the switchyard log ---" >&2
-      tail -n 40 "$sy_log" >&2
-      echo "---" >&2
-    fi
-    if [[ -n ${DRIVERS_KEEP_LOG:-} ]]; then
-      cp -- "$sy_log" "$DRIVERS_KEEP_LOG" && cl_log "switchyard log kept in $DRIVERS_KEEP_LOG"
-    fi
-  fi
+  cl_stop_pid "$suite_pid" "the running suite"
+  cl_stop_switchyard "$sy_pid" "$sy_log" "$rc" "${DRIVERS_KEEP_LOG:-}"
   if [[ -n $dir ]]; then
     cl_log "stopping the cluster and removing $dir"
     [[ -d $dir/cluster ]] && cluster_down "$dir/cluster"
     rm -rf -- "$dir"
   fi
-  if [[ $rc == 0 ]]; then
-    cl_log "PASS (total $((SECONDS - t_start))s)"
-  else
-    cl_log "FAIL, exit status $rc (total $((SECONDS - t_start))s)"
-  fi
+  cl_report "$rc" "$t_start"
   exit "$rc"
 }
 trap cleanup EXIT

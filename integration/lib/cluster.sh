@@ -467,3 +467,43 @@ switchyard_stop() {
   done
   wait "$pid" 2>/dev/null || true
 }
+
+# --- shared cleanup for the scripts' EXIT traps ------------------------------
+
+# cl_stop_pid PID WHAT: SIGTERM a background process of this shell and wait for it.
+cl_stop_pid() {
+  [[ -n ${1:-} ]] || return 0
+  cl_log "stopping $2 (pid $1)"
+  kill -TERM "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  return 0
+}
+
+# cl_stop_switchyard PID LOG RC KEEP_FILE: stop Switchyard, print the tail of its log when
+# the script failed (RC != 0), and copy the log to KEEP_FILE if one is given.
+cl_stop_switchyard() {
+  local pid=${1:-} log=${2:-} rc=${3:-0} keep=${4:-}
+  if [[ -n $pid ]]; then
+    cl_log "stopping switchyard (pid $pid)"
+    switchyard_stop "$pid" 10
+  fi
+  [[ -n $log && -f $log ]] || return 0
+  if [[ $rc != 0 ]]; then
+    echo "--- last 40 lines of the switchyard log ---" >&2
+    tail -n 40 "$log" >&2
+    echo "---" >&2
+  fi
+  if [[ -n $keep ]]; then
+    cp -- "$log" "$keep" && cl_log "switchyard log kept in $keep"
+  fi
+  return 0
+}
+
+# cl_report RC START_SECONDS: the final PASS/FAIL line.
+cl_report() {
+  if [[ $1 == 0 ]]; then
+    cl_log "PASS (total $((SECONDS - $2))s)"
+  else
+    cl_log "FAIL, exit status $1 (total $((SECONDS - $2))s)"
+  fi
+}
