@@ -1,0 +1,249 @@
+//! The server connection's life within a session: checkout and parameter sync, release
+//! (after reading the WAL position for read-your-writes), loss, and hand-back at the end.
+
+use super::*;
+
+impl Session {
+    /// Checks out a server connection and brings its session parameters in line.
+    pub(super) async fn attach(&mut self, mut d: Decision) -> Result<(), PgError> {
+        let (cluster, pools) = (&self.cluster, &self.pools);
+        let checkout = async {
+            match d.target {
+                Target::Replica => match cluster.checkout_read(pools, d.min_lsn).await {
+                    Some(c) => Ok(c),
+                    None => {
+                        cluster.stats.fallback();
+                        d.target = Target::Primary;
+                        cluster.checkout_primary(pools).await
+                    }
+                },
+                Target::Primary => cluster.checkout_primary(pools).await,
+            }
+        };
+        // A wait for a connection (pool exhausted, no primary yet) ends if the client leaves.
+        let mut conn = tokio::select! {
+            r = checkout => r?,
+            _ = client_gone(&self.io.stream) => {
+                return Err(PgError::error(SqlState::CONNECTION_FAILURE, "client disconnected while waiting for a server connection"));
+            }
+        };
+        tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
+        let in_line =
+            conn.applied_version == self.wanted.version || self.wanted.map == conn.applied;
+        if let Some(sql) = (!in_line)
+            .then(|| params::sync_sql(&self.wanted.map, &conn.applied))
+            .flatten()
+        {
+            let limit = self.app.config().connect_timeout();
+            match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
+                Ok(Ok(())) => conn.applied = self.wanted.map.clone(),
+                Ok(Err(e)) => {
+                    pool::discard(conn);
+                    return Err(e);
+                }
+                Err(_) => {
+                    pool::discard(conn);
+                    return Err(PgError::error(
+                        SqlState::CONNECTION_FAILURE,
+                        "timed out applying session parameters on a server connection",
+                    ));
+                }
+            }
+        }
+        conn.applied_version = self.wanted.version;
+        self.cancel.set(Some(CancelTarget {
+            addr: conn.addr.clone(),
+            pid: conn.backend_pid,
+            secret: conn.backend_secret,
+        }));
+        self.input = ServerInput::default();
+        self.server = Some(Attached {
+            conn,
+            pending: 0,
+            status: TxStatus::Idle,
+            changes: Vec::new(),
+            sent: 0,
+            answered: 0,
+            saw_error: false,
+            last_rollback: false,
+            fatal: None,
+            decision: d,
+            fresh: true,
+        });
+        Ok(())
+    }
+
+    /// After a transaction that may have written: remember what the client's next reads
+    /// need (the primary's WAL position, or the time window).
+    pub(super) async fn note_write(&mut self) {
+        let db = &self.cluster.db;
+        let mode = db.read_your_writes;
+        let window = Duration::from_millis(db.read_your_writes_window_ms);
+        if db.routing == crate::config::Routing::PrimaryOnly {
+            return;
+        }
+        let mut lsn = None;
+        if mode == crate::config::ReadYourWrites::Lsn && db.hosts.len() > 1 {
+            if let Some(a) = self.server.as_mut() {
+                let limit = self.app.config().connect_timeout();
+                let q = query_row(
+                    &mut a.conn.stream,
+                    &mut self.sbuf,
+                    "SELECT pg_current_wal_lsn()",
+                );
+                match tokio::time::timeout(limit, q).await {
+                    Ok(Ok(row)) => lsn = row.first().and_then(|v| v.as_deref()).and_then(parse_lsn),
+                    _ => a.conn.broken = true,
+                }
+                self.sbuf.clear();
+                if lsn.is_none() {
+                    // Unknown position: keep reads on the primary for a while instead.
+                    self.ryw.wrote(
+                        crate::config::ReadYourWrites::Window,
+                        window.max(Duration::from_secs(1)),
+                        None,
+                    );
+                }
+            }
+        }
+        self.ryw.wrote(mode, window, lsn);
+    }
+
+    /// Gives the server connection back to its pool (or closes it if it is not clean).
+    pub(super) fn release(&mut self) {
+        if let Some(a) = self.server.take() {
+            self.cancel.set(None);
+            let mut conn = a.conn;
+            if a.pending != 0
+                || a.status != TxStatus::Idle
+                || !self.sbuf.is_empty()
+                || !conn.queue.is_empty()
+            {
+                conn.broken = true;
+            }
+            pool::release(conn);
+        }
+        self.shrink_idle_buffers();
+    }
+
+    /// Between transactions, buffers that hold nothing are given back, so an idle client
+    /// costs little memory.
+    pub(super) fn shrink_idle_buffers(&mut self) {
+        // The next read reserves 8 KiB anyway, so keeping a small buffer saves nothing.
+        if self.io.buf.is_empty() {
+            self.io.buf = BytesMut::new();
+        }
+        if self.sbuf.is_empty() {
+            self.sbuf = BytesMut::new();
+        }
+        self.sout = BytesMut::new();
+        if self.io.out.is_empty() {
+            self.io.out = BytesMut::new();
+        }
+    }
+
+    /// The server connection died under this client.
+    pub(super) async fn on_server_lost(&mut self, why: &str) -> Flow {
+        let Some(a) = self.server.take() else {
+            return Flow::Continue;
+        };
+        self.cancel.set(None);
+        self.sbuf.clear();
+        let mut conn = a.conn;
+        conn.broken = true;
+        tracing::warn!(client = %self.label, server = %conn.addr, reason = why, "server connection lost");
+        pool::release(conn);
+        let err = a
+            .fatal
+            .map(|f| f.with_severity(messages::Severity::Error))
+            .unwrap_or_else(|| PgError::error(SqlState::CONNECTION_FAILURE, why.to_string()));
+        if self.mode == PoolMode::Session {
+            self.io
+                .send_error(&err.with_severity(messages::Severity::Fatal))
+                .await;
+            return Flow::Close;
+        }
+        let in_tx = a.status != TxStatus::Idle;
+        self.local
+            .server_lost(err, a.pending, in_tx, &mut self.io.out);
+        self.flush_client().await
+    }
+
+    /// The client is gone (or told to go): return or close the server connection.
+    pub(super) async fn detach_on_close(&mut self) {
+        let Some(a) = self.server.take() else {
+            return;
+        };
+        self.cancel.set(None);
+        let mut conn = a.conn;
+        let idle = a.pending == 0 && a.status == TxStatus::Idle && self.sbuf.is_empty();
+        if !idle {
+            // Closing makes the server roll back; a running query is cancelled first.
+            if a.pending > 0 {
+                send_cancel(&CancelTarget {
+                    addr: conn.addr.clone(),
+                    pid: conn.backend_pid,
+                    secret: conn.backend_secret,
+                })
+                .await;
+            }
+            tracing::info!(client = %self.label, server = %conn.addr, "client left mid-transaction: server connection closed");
+            pool::discard(conn);
+            return;
+        }
+        if self.mode == PoolMode::Session {
+            let reset = tokio::time::timeout(
+                Duration::from_secs(5),
+                run_sync(&mut conn, "DISCARD ALL", &mut self.sbuf),
+            )
+            .await;
+            match reset {
+                Ok(Ok(())) => {
+                    conn.applied.clear();
+                    conn.applied_version = 0;
+                }
+                _ => conn.broken = true,
+            }
+        }
+        pool::release(conn);
+    }
+}
+
+/// Runs Switchyard's own simple query on a connection and reads to ReadyForQuery, keeping
+/// ParameterStatus values and swallowing the rest. Fails if the server reports an error.
+pub async fn run_sync(conn: &mut Checkout, sql: &str, buf: &mut BytesMut) -> Result<(), PgError> {
+    let lost = |e: std::io::Error| {
+        PgError::error(
+            SqlState::CONNECTION_FAILURE,
+            format!("server connection failed: {e}"),
+        )
+    };
+    let mut out = BytesMut::new();
+    messages::write_message(&mut out, b'Q', |b| {
+        b.extend_from_slice(sql.as_bytes());
+        b.extend_from_slice(&[0]);
+    });
+    conn.stream.write_all(&out).await.map_err(lost)?;
+    let mut error = None;
+    loop {
+        let h = read_frame(&mut conn.stream, buf).await.map_err(lost)?;
+        let frame = buf.split_to(h.total_len);
+        match h.tag {
+            b'S' => {
+                if let Some((n, v)) = parameter_status(&frame) {
+                    conn.note_parameter(n, v);
+                }
+            }
+            b'E' => error = error_fields(&frame),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some(e) => {
+            tracing::warn!(server = %conn.addr, error = %e, sql, "session sync query failed");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
