@@ -13,3 +13,4 @@ pub mod prepared;
 pub mod protocol;
 pub mod router;
 pub mod topology;
+pub mod util;

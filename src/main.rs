@@ -52,10 +52,16 @@ fn main() -> ExitCode {
         println!("switchyard: {} is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if workers > 0 {
-        rt.worker_threads(workers);
-    }
+    // One worker: a single-threaded runtime (no work stealing, no cross-thread wake-ups).
+    let mut rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if workers > 0 {
+            b.worker_threads(workers);
+        }
+        b
+    };
     let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -58,9 +58,17 @@ async fn wait_topology(server: &Server, what: &str, f: impl Fn(&Snapshot) -> boo
     }
 }
 
+/// The port of the server that answered one simple-protocol read. (An extended-protocol
+/// query would be two requests, prepare and execute, and with balancing that alternates
+/// between two replicas the execute would always land on the same one.)
 async fn port_of(c: &tokio_postgres::Client) -> u16 {
-    let row = c.query_one("SELECT inet_server_port()", &[]).await.unwrap();
-    row.get::<_, i32>(0) as u16
+    let rows = c.simple_query("SELECT inet_server_port()").await.unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .expect("a port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

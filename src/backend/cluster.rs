@@ -9,7 +9,7 @@ use crate::config::{Database, LoadBalancing};
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::router::Classifier;
-use crate::topology::{Policy, Role, Topology};
+use crate::topology::{Policy, Role, Snapshot, Topology};
 use deadpool::managed::{PoolError, TimeoutType};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -113,26 +113,39 @@ impl Cluster {
         format!("database \"{}\" user \"{}\"", self.db.name, pools.user)
     }
 
+    /// An idle connection to the known primary, if there is one (no waiting, no connecting).
+    pub fn checkout_primary_idle(&self, pools: &UserPools) -> Option<Checkout> {
+        let p = self.topology.snapshot().primary()?;
+        let conn = pool::checkout_idle(pools.hosts.get(p)?)?;
+        if conn.in_hot_standby {
+            // A demoted host: the waiting path sorts this out.
+            pool::discard(conn);
+            return None;
+        }
+        Some(conn)
+    }
+
     /// Checks out a connection to the primary. While no primary is known (or it fails), waits
     /// for the topology to name one, up to `primary_wait_timeout_ms`.
     pub async fn checkout_primary(&self, pools: &UserPools) -> Result<Checkout, PgError> {
         let wait = Duration::from_millis(self.db.primary_wait_timeout_ms);
-        let deadline = Instant::now() + wait;
-        let mut changes = self.topology.subscribe();
+        // Set up only once the first try failed (the common case needs neither).
+        let mut waiting: Option<(Instant, watch::Receiver<Arc<Snapshot>>)> = None;
         let mut last_error = None;
         loop {
             let snap = self.topology.snapshot();
-            let candidates: Vec<usize> = match snap.primary() {
-                Some(p) => vec![p],
+            let candidates = match snap.primary() {
+                Some(p) => p..p + 1,
                 // Not checked yet: ask the hosts themselves.
-                None if snap.hosts.iter().all(|h| h.role == Role::Unknown) => {
-                    (0..pools.hosts.len()).collect()
-                }
-                None => Vec::new(),
+                None if snap.hosts.iter().all(|h| h.role == Role::Unknown) => 0..pools.hosts.len(),
+                None => 0..0,
             };
+            drop(snap);
             for idx in candidates {
-                let pool = &pools.hosts[idx];
-                match pool.get().await {
+                let Some(pool) = pools.hosts.get(idx) else {
+                    continue;
+                };
+                match pool::checkout(pool).await {
                     Ok(conn) => {
                         self.topology.note_role(idx, conn.in_hot_standby);
                         if !conn.in_hot_standby {
@@ -156,7 +169,9 @@ impl Cluster {
                 }
             }
             let now = Instant::now();
-            if now >= deadline {
+            let (deadline, changes) =
+                waiting.get_or_insert_with(|| (now + wait, self.topology.subscribe()));
+            if now >= *deadline {
                 let base = last_error.unwrap_or_else(|| {
                     PgError::error(
                         SqlState::CONNECTION_FAILURE,
@@ -170,7 +185,7 @@ impl Cluster {
             }
             // Wait for the next topology change (or a short while, to retry the connect).
             let _ = tokio::time::timeout(
-                (deadline - now).min(Duration::from_millis(250)),
+                (*deadline - now).min(Duration::from_millis(250)),
                 changes.changed(),
             )
             .await;
@@ -206,7 +221,7 @@ impl Cluster {
             let Some(pool) = pools.hosts.get(idx) else {
                 continue;
             };
-            match pool.get().await {
+            match pool::checkout(pool).await {
                 Ok(conn) => return Some(conn),
                 Err(PoolError::Timeout(TimeoutType::Wait)) => {}
                 Err(e) => {

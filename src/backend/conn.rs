@@ -5,7 +5,6 @@
 use crate::frontend::params::ParamMap;
 use crate::prepared::{ExpectQueue, ServerStatements};
 use std::collections::HashMap;
-use std::time::Instant;
 use tokio::net::TcpStream;
 
 pub struct ServerConn {
@@ -28,10 +27,13 @@ pub struct ServerConn {
     pub queue: ExpectQueue,
     /// Set when its protocol state is unknown or it failed: never reuse.
     pub broken: bool,
-    pub created_at: Instant,
+    /// When it was opened and last returned to its pool ([`coarse_clock`] readings).
+    ///
+    /// [`coarse_clock`]: crate::util::coarse_clock
+    pub created_at: u64,
     /// The host's role generation when this connection was made.
     pub generation: u64,
-    pub returned_at: Instant,
+    pub returned_at: u64,
 }
 
 impl ServerConn {

@@ -12,7 +12,7 @@ use bytes::{Buf, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -50,6 +50,9 @@ pub enum BackendError {
     Refused { addr: String, error: PgError },
     #[error("server {addr}: {why}")]
     Protocol { addr: String, why: String },
+    /// A checkout that must not wait asked for a connection the pool would have to open.
+    #[error("no idle server connection")]
+    NotNow,
 }
 
 impl BackendError {
@@ -199,7 +202,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
             }
             b'N' => {}
             b'Z' => {
-                let now = Instant::now();
+                let now = crate::util::coarse_clock::now_ms();
                 let in_hot_standby = reported.get("in_hot_standby").is_some_and(|v| v == "on");
                 return Ok(ServerConn {
                     stream,

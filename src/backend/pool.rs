@@ -6,8 +6,12 @@ use super::conn::ServerConn;
 use super::login::{connect, BackendError, LoginParams, ServerSecret};
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
+use crate::util::coarse_clock;
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
-use std::time::{Duration, Instant};
+use std::cell::Cell;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 /// Everything needed to open connections for one (database, user, host).
 pub struct ServerManager {
@@ -38,30 +42,39 @@ impl ServerManager {
 }
 
 impl managed::Manager for ServerManager {
-    type Type = ServerConn;
+    // Boxed: the pool moves its objects in and out of its slots on every checkout.
+    type Type = Box<ServerConn>;
     type Error = BackendError;
 
-    async fn create(&self) -> Result<ServerConn, BackendError> {
-        let conn = connect(&LoginParams {
+    async fn create(&self) -> Result<Box<ServerConn>, BackendError> {
+        if NO_CREATE.get() {
+            return Err(BackendError::NotNow);
+        }
+        // Boxed: a login's state is large and rare; checkouts that reuse a connection
+        // should not carry it.
+        let conn = Box::pin(connect(&LoginParams {
             addr: &self.addr,
             user: &self.user,
             dbname: &self.dbname,
             secret: &self.secret,
             timeout: self.connect_timeout,
             application_name: None,
-        })
+        }))
         .await?;
         let mut conn = conn;
         conn.prepared = crate::prepared::ServerStatements::new(self.statements_per_connection);
         conn.generation = self.current_generation();
         tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.backend_pid, "server connection opened");
-        Ok(conn)
+        Ok(Box::new(conn))
     }
 
-    async fn recycle(&self, conn: &mut ServerConn, _: &Metrics) -> RecycleResult<BackendError> {
-        let now = Instant::now();
-        let stale = |limit: Option<Duration>, since: Instant| {
-            limit.is_some_and(|l| now.duration_since(since) > l)
+    async fn recycle(
+        &self,
+        conn: &mut Box<ServerConn>,
+        _: &Metrics,
+    ) -> RecycleResult<BackendError> {
+        let stale = |limit: Option<Duration>, since: u64| {
+            limit.is_some_and(|l| u128::from(coarse_clock::since_ms(since)) > l.as_millis())
         };
         if conn.broken {
             return Err(RecycleError::message("connection is broken"));
@@ -83,7 +96,7 @@ impl managed::Manager for ServerManager {
         Ok(())
     }
 
-    fn detach(&self, conn: &mut ServerConn) {
+    fn detach(&self, conn: &mut Box<ServerConn>) {
         tracing::info!(server = %conn.addr, pid = conn.backend_pid, "server connection closed");
     }
 }
@@ -101,7 +114,8 @@ pub fn build_pool(manager: ServerManager, size: usize, wait: Duration) -> Server
         .max_size(size)
         .wait_timeout(Some(wait))
         .create_timeout(Some(create + Duration::from_millis(100)))
-        .recycle_timeout(Some(Duration::from_secs(1)))
+        // `recycle` never waits (flags and a non-blocking probe): no timer needed.
+        .recycle_timeout(None)
         .queue_mode(deadpool::managed::QueueMode::Lifo)
         .runtime(deadpool::Runtime::Tokio1)
         .build()
@@ -111,12 +125,48 @@ pub fn build_pool(manager: ServerManager, size: usize, wait: Duration) -> Server
     }
 }
 
+thread_local! {
+    /// Set while [`checkout_idle`] polls: the pool must not start opening a connection.
+    static NO_CREATE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Takes an idle connection that passes its checks, without waiting and without opening
+/// one; None otherwise (the caller then goes through [`checkout`]). Synchronous, so a request
+/// served by an idle connection carries no checkout future.
+pub fn checkout_idle(pool: &ServerPool) -> Option<Checkout> {
+    let mut at_once = pool.timeouts();
+    at_once.wait = Some(Duration::ZERO);
+    let get = std::pin::pin!(pool.timeout_get(&at_once));
+    let mut cx = Context::from_waker(Waker::noop());
+    NO_CREATE.set(true);
+    // Nothing in a get can wait here: the permit is taken without waiting, `recycle` does
+    // not wait and `create` fails at once; so it is always ready after one poll.
+    let polled = get.poll(&mut cx);
+    NO_CREATE.set(false);
+    match polled {
+        Poll::Ready(Ok(conn)) => Some(conn),
+        _ => None,
+    }
+}
+
+/// Checks out a connection: at once when one is idle (or the pool has room to open one, within
+/// the connect timeout), otherwise waiting up to the pool's checkout timeout. The first try
+/// arms no timer, which matters on the hot path.
+pub async fn checkout(pool: &ServerPool) -> Result<Checkout, PoolError<BackendError>> {
+    let mut at_once = pool.timeouts();
+    at_once.wait = Some(Duration::ZERO);
+    match pool.timeout_get(&at_once).await {
+        Err(PoolError::Timeout(managed::TimeoutType::Wait)) => Box::pin(pool.get()).await,
+        other => other,
+    }
+}
+
 /// Returns a connection to its pool if it is idle and clean, or closes it.
 pub fn release(mut conn: Checkout) {
     if conn.broken {
         drop(Object::take(conn));
     } else {
-        conn.returned_at = Instant::now();
+        conn.returned_at = coarse_clock::now_ms();
         drop(conn);
     }
 }

@@ -2,19 +2,8 @@
 //! parameters plus its own SETs), what each server connection has had applied, the SQL that
 //! brings a server connection in line with a client, and spotting SET/RESET/DISCARD in SQL.
 
+pub use super::param_map::{ParamMap, ParamValue};
 use super::sql_lexer::{statements, tokens, Token};
-use std::collections::HashMap;
-
-/// How a parameter's value is replayed: a plain string (quoted as a literal), or the exact
-/// SQL text the client used after `TO` (replayed verbatim).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParamValue {
-    Literal(String),
-    Raw(String),
-}
-
-/// Parameter name (lower case) to value.
-pub type ParamMap = HashMap<String, ParamValue>;
 
 /// A client's wanted parameters with a version: a server connection whose applied version
 /// equals it needs no comparison. Versions are random, so equal versions mean the same
@@ -128,20 +117,12 @@ fn parse_options(s: &str) -> Vec<(String, String)> {
 /// SET for every differing value, RESET for what a previous client left behind.
 pub fn sync_sql(wanted: &ParamMap, applied: &ParamMap) -> Option<String> {
     let mut sql = String::new();
-    let mut names: Vec<&String> = wanted.keys().collect();
-    names.sort();
-    for name in names {
-        let value = &wanted[name];
+    for (name, value) in wanted.iter() {
         if applied.get(name) != Some(value) {
             push_set(&mut sql, name, value);
         }
     }
-    let mut stale: Vec<&String> = applied
-        .keys()
-        .filter(|k| !wanted.contains_key(*k))
-        .collect();
-    stale.sort();
-    for name in stale {
+    for name in applied.keys().filter(|k| !wanted.contains_key(k)) {
         push_reset(&mut sql, name);
     }
     (!sql.is_empty()).then_some(sql)
@@ -202,9 +183,8 @@ fn quote_name(name: &str) -> String {
 
 /// Cheap test: can this query text hold a session-level SET/RESET/DISCARD at all?
 pub fn may_change_params(sql: &str) -> bool {
-    let b = sql.as_bytes();
-    b.windows(3).any(|w| w.eq_ignore_ascii_case(b"set"))
-        || b.windows(7).any(|w| w.eq_ignore_ascii_case(b"discard"))
+    // "set" also finds RESET.
+    super::sql_lexer::mentions_any(sql.as_bytes(), &[b"set", b"discard"])
 }
 
 /// The session-level parameter changes made by the statements in `sql`, in order.
@@ -442,9 +422,12 @@ mod tests {
             ("_pq_.foo".into(), "1".into()),
         ]);
         assert_eq!(p.len(), 4);
-        assert_eq!(p["search_path"], ParamValue::Literal("x".into()));
-        assert_eq!(p["statement_timeout"], ParamValue::Literal("5".into()));
-        assert_eq!(p["work_mem"], ParamValue::Literal("1MB".into()));
+        assert_eq!(p.get("search_path"), Some(&ParamValue::Literal("x".into())));
+        assert_eq!(
+            p.get("statement_timeout"),
+            Some(&ParamValue::Literal("5".into()))
+        );
+        assert_eq!(p.get("work_mem"), Some(&ParamValue::Literal("1MB".into())));
     }
 
     #[test]
@@ -459,7 +442,10 @@ mod tests {
             &ParamChange::Reset("application_name".into()),
             &startup,
         );
-        assert_eq!(m["application_name"], ParamValue::Literal("a".into()));
+        assert_eq!(
+            m.get("application_name"),
+            Some(&ParamValue::Literal("a".into()))
+        );
         apply_change(&mut m, &ParamChange::ResetAll, &startup);
         assert_eq!(m, startup);
     }

@@ -157,11 +157,11 @@ pub fn decide(
     classifier: &Classifier,
     ryw: &ReadYourWritesState,
     statements: &ClientStatements,
-    replicas: bool,
+    replicas: impl FnOnce() -> bool,
     buf: &[u8],
     max: usize,
 ) -> Decision {
-    if db.routing == Routing::PrimaryOnly || db.pool_mode == PoolMode::Session || !replicas {
+    if db.routing == Routing::PrimaryOnly || db.pool_mode == PoolMode::Session || !replicas() {
         // Nothing to choose: no parse at all.
         let may_write = db.routing == Routing::ReadWrite
             && db.pool_mode == PoolMode::Transaction

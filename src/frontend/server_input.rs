@@ -11,7 +11,7 @@ use crate::prepared::StatementInfo;
 use crate::protocol::backend_msgs::{command_tag, error_fields, parameter_status, ready_status};
 use crate::protocol::frame::peek_header;
 use crate::protocol::messages::{Severity, TxStatus};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -24,11 +24,13 @@ pub struct ServerInput {
 }
 
 pub struct Outcome {
-    /// The connection is idle and clean: release it before writing `bytes`.
+    /// The connection is idle and clean: release it, then write `tail`. The server buffer
+    /// is then fully handled: the caller clears it after that write.
     pub release: bool,
-    /// Bytes still to send to the client (only when releasing; otherwise, or when replies
-    /// were spliced in, they are in the client's output buffer).
-    pub bytes: Option<Bytes>,
+    /// The part of the server buffer still to send to the client (only when releasing;
+    /// otherwise, or when replies were spliced in, it was written or is in the client's
+    /// output buffer).
+    pub tail: Option<std::ops::Range<usize>>,
     /// Prepared statements whose server plans went stale (to prepare afresh).
     pub stale: Vec<Arc<StatementInfo>>,
 }
@@ -203,11 +205,9 @@ impl ServerInput {
             out.extend_from_slice(&sbuf[fwd_start..pos]);
         }
         if release {
-            let mut head = sbuf.split_to(pos);
-            head.advance(fwd_start);
             return Ok(Outcome {
                 release: true,
-                bytes: (!spliced && !head.is_empty()).then(|| head.freeze()),
+                tail: (!spliced && pos > fwd_start).then_some(fwd_start..pos),
                 stale,
             });
         }
@@ -227,7 +227,7 @@ impl ServerInput {
         sbuf.advance(pos);
         Ok(Outcome {
             release: false,
-            bytes: None,
+            tail: None,
             stale,
         })
     }

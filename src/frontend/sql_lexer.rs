@@ -12,6 +12,21 @@ pub enum Token<'a> {
     Punct(u8),
 }
 
+/// Cheap pre-check: whether any of `words` (lower-case ASCII, not empty) occurs anywhere in
+/// `text`, ignoring case. Looks closer only where a word's first letter appears (found with
+/// SIMD by memchr).
+pub fn mentions_any(text: &[u8], words: &[&[u8]]) -> bool {
+    words.iter().any(|w| {
+        let Some(&first) = w.first() else {
+            return false;
+        };
+        memchr::memchr2_iter(first, first.to_ascii_uppercase(), text).any(|i| {
+            text.get(i..i + w.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(w))
+        })
+    })
+}
+
 /// Splits `sql` at top-level semicolons, returning each statement's text (trimmed of
 /// leading whitespace and comments; may be empty).
 pub fn statements(sql: &str) -> Vec<&str> {
@@ -219,6 +234,18 @@ impl<'a> Iterator for Tokens<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_any_ignores_case_and_finds_words_inside_others() {
+        assert!(mentions_any(b"RESET ALL", &[b"set"]));
+        assert!(mentions_any(b"x DisCard", &[b"set", b"discard"]));
+        assert!(!mentions_any(
+            b"SELECT abalance FROM t WHERE aid = 1",
+            &[b"set", b"discard"]
+        ));
+        assert!(!mentions_any(b"se", &[b"set"]));
+        assert!(!mentions_any(b"", &[b"set"]));
+    }
 
     #[test]
     fn splits_statements_outside_quotes_and_comments() {

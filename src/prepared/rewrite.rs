@@ -257,16 +257,12 @@ fn first_words(stmt: &str) -> (Option<String>, Option<String>) {
 
 /// `DISCARD ALL` or `DEALLOCATE [PREPARE] ALL` among the statements of a query.
 fn clears_statements(sql: &[u8]) -> bool {
+    if !crate::frontend::sql_lexer::mentions_any(sql, &[b"discard", b"dealloc"]) {
+        return false;
+    }
     let Ok(sql) = std::str::from_utf8(sql) else {
         return false;
     };
-    let b = sql.as_bytes();
-    if !b
-        .windows(7)
-        .any(|w| w.eq_ignore_ascii_case(b"discard") || w.eq_ignore_ascii_case(b"dealloc"))
-    {
-        return false;
-    }
     statements(sql).into_iter().any(|s| {
         let (a, b) = first_words(s);
         match (a.as_deref(), b.as_deref()) {

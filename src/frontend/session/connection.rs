@@ -6,26 +6,14 @@ use super::*;
 impl Session {
     /// Checks out a server connection and brings its session parameters in line.
     pub(super) async fn attach(&mut self, mut d: Decision) -> Result<(), PgError> {
-        let (cluster, pools) = (&self.cluster, &self.pools);
-        let checkout = async {
-            match d.target {
-                Target::Replica => match cluster.checkout_read(pools, d.min_lsn).await {
-                    Some(c) => Ok(c),
-                    None => {
-                        cluster.stats.fallback();
-                        d.target = Target::Primary;
-                        cluster.checkout_primary(pools).await
-                    }
-                },
-                Target::Primary => cluster.checkout_primary(pools).await,
-            }
+        let idle = match d.target {
+            Target::Primary => self.cluster.checkout_primary_idle(&self.pools),
+            Target::Replica => None,
         };
-        // A wait for a connection (pool exhausted, no primary yet) ends if the client leaves.
-        let mut conn = tokio::select! {
-            r = checkout => r?,
-            _ = client_gone(&self.io.stream) => {
-                return Err(PgError::error(SqlState::CONNECTION_FAILURE, "client disconnected while waiting for a server connection"));
-            }
+        let mut conn = match idle {
+            Some(conn) => conn,
+            // Boxed: the waiting checkout's state is large and only needed here.
+            None => Box::pin(self.checkout(&mut d)).await?,
         };
         tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
         let in_line =
@@ -35,7 +23,8 @@ impl Session {
             .flatten()
         {
             let limit = self.app.config().connect_timeout();
-            match tokio::time::timeout(limit, run_sync(&mut conn, &sql, &mut self.sbuf)).await {
+            let sync = Box::pin(run_sync(&mut conn, &sql, &mut self.sbuf));
+            match tokio::time::timeout(limit, sync).await {
                 Ok(Ok(())) => conn.applied = self.wanted.map.clone(),
                 Ok(Err(e)) => {
                     pool::discard(conn);
@@ -71,6 +60,33 @@ impl Session {
             fresh: true,
         });
         Ok(())
+    }
+
+    /// Checks out a connection for `d`, waiting if need be (a read falls back to the
+    /// primary when no replica can take it). A wait ends if the client leaves.
+    async fn checkout(&self, d: &mut Decision) -> Result<Checkout, PgError> {
+        let (cluster, pools) = (&self.cluster, &self.pools);
+        let checkout = async {
+            match d.target {
+                Target::Replica => match cluster.checkout_read(pools, d.min_lsn).await {
+                    Some(c) => Ok(c),
+                    None => {
+                        cluster.stats.fallback();
+                        d.target = Target::Primary;
+                        cluster.checkout_primary(pools).await
+                    }
+                },
+                Target::Primary => cluster.checkout_primary(pools).await,
+            }
+        };
+        tokio::select! {
+            biased;
+            r = checkout => r,
+            _ = client_gone(&self.io.stream) => Err(PgError::error(
+                SqlState::CONNECTION_FAILURE,
+                "client disconnected while waiting for a server connection",
+            )),
+        }
     }
 
     /// After a transaction that may have written: remember what the client's next reads
@@ -129,17 +145,12 @@ impl Session {
     /// Between transactions, buffers that hold nothing are given back, so an idle client
     /// costs little memory.
     pub(super) fn shrink_idle_buffers(&mut self) {
-        // The next read reserves 8 KiB anyway, so keeping a small buffer saves nothing.
-        if self.io.buf.is_empty() {
-            self.io.buf = BytesMut::new();
-        }
-        if self.sbuf.is_empty() {
-            self.sbuf = BytesMut::new();
-        }
-        self.sout = BytesMut::new();
-        if self.io.out.is_empty() {
-            self.io.out = BytesMut::new();
-        }
+        // They go back to this thread's free list, for the next transaction to take.
+        self.sout.clear();
+        buffers::give_back(&mut self.io.buf);
+        buffers::give_back(&mut self.sbuf);
+        buffers::give_back(&mut self.sout);
+        buffers::give_back(&mut self.io.out);
     }
 
     /// The server connection died under this client.

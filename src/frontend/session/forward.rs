@@ -37,6 +37,7 @@ impl Session {
         let mut end = 0;
         let mut terminate = false;
         self.sout.clear();
+        buffers::ensure_room(&mut self.sout, self.io.buf.len());
         for f in Frames::new(&self.io.buf, self.max_message) {
             let (h, frame) = match f {
                 Ok(x) => x,

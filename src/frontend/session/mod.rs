@@ -25,6 +25,7 @@ use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
 use crate::router::{Reason, Target};
+use crate::util::buffers;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,20 +228,16 @@ impl Session {
 
     /// Reads more client bytes; Ok(false) when the client closed.
     async fn read_client(&mut self) -> Result<bool, PgError> {
-        // An idle client holds no buffer: wait for readiness first, then allocate.
-        loop {
-            if let Err(e) = self.io.stream.readable().await {
-                tracing::debug!(client = %self.label, error = %e, "client read failed");
-                return Ok(false);
-            }
-            if self.io.buf.capacity() - self.io.buf.len() < 4096 {
-                self.io.buf.reserve(8192);
-            }
-            match self.io.stream.try_read_buf(&mut self.io.buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                other => return self.finish_read(other),
-            }
+        // An idle client holds no buffer: wait for readiness first, then take one. The read
+        // itself goes through `read_buf`, which marks the socket drained after a short read,
+        // so the next wait costs no extra (empty) recv.
+        if let Err(e) = self.io.stream.readable().await {
+            tracing::debug!(client = %self.label, error = %e, "client read failed");
+            return Ok(false);
         }
+        buffers::ensure_room(&mut self.io.buf, 4096);
+        let r = self.io.stream.read_buf(&mut self.io.buf).await;
+        self.finish_read(r)
     }
 
     fn finish_read(&self, r: std::io::Result<usize>) -> Result<bool, PgError> {
@@ -264,22 +261,20 @@ impl Session {
         };
         // A session-mode client between transactions can be let go at shutdown.
         let idle = a.pending == 0 && a.status == TxStatus::Idle && self.io.buf.is_empty();
-        if self.sbuf.capacity() - self.sbuf.len() < 4096 {
-            self.sbuf.reserve(16384);
-        }
-        if self.io.buf.capacity() - self.io.buf.len() < 1024 {
-            self.io.buf.reserve(8192);
-        }
+        buffers::ensure_room(&mut self.sbuf, 4096);
+        buffers::ensure_room(&mut self.io.buf, 1024);
         let server_stream = &mut a.conn.stream;
+        // The server is read first: it is what a request waits for.
         tokio::select! {
-            r = self.io.stream.read_buf(&mut self.io.buf) => match r {
-                Ok(n) if n > 0 => self.on_client_data().await,
-                _ => Flow::Close,
-            },
+            biased;
             r = server_stream.read_buf(&mut self.sbuf) => match r {
                 Ok(n) if n > 0 => self.on_server_data().await,
                 Ok(_) => Box::pin(self.on_server_lost("server closed the connection unexpectedly")).await,
                 Err(e) => Box::pin(self.on_server_lost(&format!("server connection failed: {e}"))).await,
+            },
+            r = self.io.stream.read_buf(&mut self.io.buf) => match r {
+                Ok(n) if n > 0 => self.on_client_data().await,
+                _ => Flow::Close,
             },
             _ = shutdown, if idle => {
                 self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
@@ -319,12 +314,14 @@ impl Session {
                             &self.cluster.classifier,
                             &self.ryw,
                             &self.statements,
-                            self.cluster.db.primary_reads
-                                || self.cluster.topology.snapshot().has_replicas(),
+                            || {
+                                self.cluster.db.primary_reads
+                                    || self.cluster.topology.snapshot().has_replicas()
+                            },
                             &self.io.buf,
                             self.max_message,
                         );
-                        let attached = Box::pin(self.attach(d)).await;
+                        let attached = self.attach(d).await;
                         if let Some(a) = &self.server {
                             self.cluster
                                 .stats
@@ -389,7 +386,7 @@ impl Session {
         match outcome {
             Ok(server_input::Outcome {
                 release,
-                bytes,
+                tail,
                 stale,
             }) => {
                 for old in stale {
@@ -399,16 +396,32 @@ impl Session {
                 }
                 let note_write =
                     release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
+                // Everything the server sent is handled once `tail` is written: the buffer is
+                // set aside so that the connection can be released first.
+                let mut handled = if release {
+                    std::mem::take(&mut self.sbuf)
+                } else {
+                    BytesMut::new()
+                };
                 if release && !note_write {
                     self.release();
                 }
-                if let Some(bytes) = bytes {
-                    if self.io.stream.write_all(&bytes).await.is_err() {
+                if let Some(range) = tail {
+                    if self.io.stream.write_all(&handled[range]).await.is_err() {
                         return Flow::Close;
                     }
                 }
                 if self.io.flush().await.is_err() {
                     return Flow::Close;
+                }
+                if release {
+                    handled.clear();
+                    if self.sbuf.capacity() == 0 {
+                        self.sbuf = handled;
+                    }
+                    if self.server.is_none() {
+                        buffers::give_back(&mut self.sbuf);
+                    }
                 }
                 if note_write {
                     Box::pin(self.note_write()).await;
