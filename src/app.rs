@@ -29,6 +29,9 @@ pub struct App {
     pub statements: Registry,
     dummy: ScramVerifier,
     shutdown: watch::Sender<bool>,
+    /// Wakes sessions when shutdown begins (a Notify: what an idle session waits on is
+    /// smaller than a watch receiver's wait).
+    sessions_shutdown: tokio::sync::Notify,
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {
@@ -83,6 +86,7 @@ impl App {
             cancels: Arc::default(),
             dummy: ScramVerifier::generate(&format!("{:x}", rand::random::<u128>())),
             shutdown,
+            sessions_shutdown: tokio::sync::Notify::new(),
         }))
     }
 
@@ -123,6 +127,16 @@ impl App {
         *self.shutdown.borrow()
     }
 
+    /// Resolves once shutdown has begun (also if it began before the first poll).
+    pub async fn shutdown_begun(&self) {
+        // Created before the check: a notification in between is not missed.
+        let notified = self.sessions_shutdown.notified();
+        if self.is_shutting_down() {
+            return;
+        }
+        notified.await;
+    }
+
     /// Starts the per-cluster health checkers; they end when shutdown begins.
     pub fn start_background_tasks(&self) {
         for cluster in self.clusters.values() {
@@ -157,5 +171,6 @@ impl App {
 
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+        self.sessions_shutdown.notify_waiters();
     }
 }

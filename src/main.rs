@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let workers = config.worker_threads;
+    let workers = config.worker_thread_count();
     let listen = config.listen;
     let app = match App::new(config) {
         Ok(a) => a,
@@ -57,9 +57,7 @@ fn main() -> ExitCode {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
-        if workers > 0 {
-            b.worker_threads(workers);
-        }
+        b.worker_threads(workers);
         b
     };
     let rt = match rt.enable_all().build() {

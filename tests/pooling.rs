@@ -1,6 +1,7 @@
 //! Pooling behaviour: many clients over a small transaction pool, session parameters kept
 //! per client, locks released when a client vanishes mid-transaction, cancel, pool
-//! exhaustion errors, session-mode reset, and dead server connections not reused.
+//! exhaustion errors, session-mode reset, dead server connections not reused, and shutdown
+//! telling idle and busy clients (57P01).
 
 #![allow(clippy::err_expect)]
 
@@ -313,4 +314,23 @@ async fn errors_inside_transactions_behave_like_postgres() {
         .count();
     assert_eq!(rows, 3);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_idle_and_busy_clients_and_ends() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, "", "").await;
+    let mut idle = common::raw::Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await;
+    let mut used = common::raw::Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await;
+    used.send(&common::raw::query("SELECT 1")).await;
+    assert!(common::raw::tags(&used.until_ready().await).ends_with('Z'));
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown finishes while clients are idle");
+    for r in [&mut idle, &mut used] {
+        let m = r.recv().await.expect("a message before the close");
+        assert_eq!(m.tag, b'E');
+        assert_eq!(m.field(b'C').as_deref(), Some("57P01"));
+        assert!(r.recv().await.is_none(), "then the connection is closed");
+    }
 }

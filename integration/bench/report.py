@@ -124,7 +124,8 @@ def main():
     w(
         "* Pooler CPU: utime + stime of the pooler process (all its threads, from `/proc/<pid>/stat`, "
         "%s ticks/s) over the run, in ms per 1,000 transactions pgbench processed; median over rounds. "
-        "PgBouncer is single-threaded; Switchyard ran with `worker_threads = 0` (one per core, %s)."
+        "PgBouncer is single-threaded; Switchyard ran with `worker_threads = 0` (the default: half "
+        "the %s core(s), at least one; one thread runs a single-threaded runtime)."
         % (meta.get("clk_tck", "?"), meta.get("nproc", "?"))
     )
     w("* Authentication: SCRAM-SHA-256 everywhere (%s)." % meta.get("auth_note", ""))

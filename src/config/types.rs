@@ -21,7 +21,7 @@ pub const DEFAULT_CHECKOUT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Default for `max_message_size` (256 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 268_435_456;
-/// Default for `worker_threads` (0 = one per CPU core).
+/// Default for `worker_threads` (0 = half the CPU cores, at least one).
 pub const DEFAULT_WORKER_THREADS: usize = 0;
 /// Default for `server_idle_timeout_ms` (10 minutes).
 pub const DEFAULT_SERVER_IDLE_TIMEOUT_MS: u64 = 600_000;
@@ -339,12 +339,14 @@ impl Config {
         Duration::from_millis(self.server_lifetime_ms)
     }
 
-    /// `worker_threads` with 0 resolved to the number of available cores.
+    /// `worker_threads` with 0 resolved to half the available cores (at least one): a pooler
+    /// usually shares its machine with PostgreSQL or the application, and measured on two
+    /// cores one thread did more transactions per CPU second than two.
     pub fn worker_thread_count(&self) -> usize {
         if self.worker_threads > 0 {
             self.worker_threads
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
         }
     }
 }

@@ -14,8 +14,9 @@ use bytes::BytesMut;
 pub struct LocalState {
     /// The client believes it is in a transaction that failed (its server is gone).
     failed_tx: bool,
-    /// An error to report on the client's next request.
-    error: Option<PgError>,
+    /// An error to report on the client's next request (boxed: every session holds this
+    /// state, and it is rarely set).
+    error: Option<Box<PgError>>,
     /// Discarding extended-protocol messages until Sync.
     skipping: bool,
     /// Emulating an extended-protocol ROLLBACK of a failed transaction.
@@ -32,14 +33,14 @@ impl LocalState {
 
     /// The current request could not be served: report `e` on it.
     pub fn fail_request(&mut self, e: PgError) {
-        self.error = Some(e);
+        self.error = Some(Box::new(e));
     }
 
     /// The server died with `pending` sync points unanswered.
     pub fn server_lost(&mut self, e: PgError, pending: usize, in_tx: bool, out: &mut BytesMut) {
         self.failed_tx = in_tx;
         if pending == 0 {
-            self.error = Some(e);
+            self.error = Some(Box::new(e));
             return;
         }
         e.write(out);

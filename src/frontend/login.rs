@@ -16,6 +16,18 @@ use tokio::net::TcpStream;
 
 /// Serves one client connection until it ends; never panics on client input.
 pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    // Boxed: what the login needs is freed once it is done, so the task of an idle session
+    // holds little more than the session itself.
+    let Some(mut session) = Box::pin(open_session(app, stream, peer)).await else {
+        return;
+    };
+    session.run().await;
+    tracing::info!(%peer, client = %session.label(), "client disconnected");
+}
+
+/// Startup and authentication: the session of a logged-in client, or None once the
+/// connection is done.
+async fn open_session(app: Arc<App>, stream: TcpStream, peer: SocketAddr) -> Option<Session> {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
@@ -25,7 +37,7 @@ pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let started = tokio::time::timeout(timeout, Box::pin(startup(&app, &mut io, peer))).await;
     let (user, database, params) = match started {
         Ok(Some(login)) => login,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(_) => {
             tracing::info!(%peer, "client login timed out");
             io.send_error(&PgError::fatal(
@@ -33,7 +45,7 @@ pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
                 "canceling authentication due to timeout",
             ))
             .await;
-            return;
+            return None;
         }
     };
     let Some(cluster) = app.cluster(&database) else {
@@ -43,13 +55,10 @@ pub async fn handle_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
             format!("database \"{database}\" does not exist"),
         ))
         .await;
-        return;
+        return None;
     };
     tracing::info!(%peer, %user, %database, "client logged in");
-    let mut session = Session::new(app, io, cluster, &user, &params);
-    drop(params);
-    session.run().await;
-    tracing::info!(%peer, %user, %database, "client disconnected");
+    Some(Session::new(app, io, cluster, &user, &params))
 }
 
 /// Negotiates and authenticates; returns (user, database) or None once the connection is done.

@@ -10,7 +10,7 @@ pub const DEFAULT_CAPACITY: usize = 16 * 1024;
 /// Buffers larger than this (grown for a big message) are freed rather than kept.
 const MAX_KEPT_CAPACITY: usize = 256 * 1024;
 /// Buffers kept per thread.
-const MAX_KEPT: usize = 256;
+const MAX_KEPT: usize = 64;
 
 thread_local! {
     static FREE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };

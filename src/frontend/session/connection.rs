@@ -15,7 +15,7 @@ impl Session {
             // Boxed: the waiting checkout's state is large and only needed here.
             None => Box::pin(self.checkout(&mut d)).await?,
         };
-        tracing::debug!(client = %self.label, server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
+        tracing::debug!(client = %self.label(), server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
         let in_line =
             conn.applied_version == self.wanted.version || self.wanted.map == conn.applied;
         if let Some(sql) = (!in_line)
@@ -46,7 +46,7 @@ impl Session {
             secret: conn.backend_secret,
         }));
         self.input = ServerInput::default();
-        self.server = Some(Attached {
+        self.server = Some(Box::new(Attached {
             conn,
             pending: 0,
             status: TxStatus::Idle,
@@ -58,7 +58,7 @@ impl Session {
             fatal: None,
             decision: d,
             fresh: true,
-        });
+        }));
         Ok(())
     }
 
@@ -162,7 +162,7 @@ impl Session {
         self.sbuf.clear();
         let mut conn = a.conn;
         conn.broken = true;
-        tracing::warn!(client = %self.label, server = %conn.addr, reason = why, "server connection lost");
+        tracing::warn!(client = %self.label(), server = %conn.addr, reason = why, "server connection lost");
         pool::release(conn);
         let err = a
             .fatal
@@ -198,7 +198,7 @@ impl Session {
                 })
                 .await;
             }
-            tracing::info!(client = %self.label, server = %conn.addr, "client left mid-transaction: server connection closed");
+            tracing::info!(client = %self.label(), server = %conn.addr, "client left mid-transaction: server connection closed");
             pool::discard(conn);
             return;
         }

@@ -57,6 +57,22 @@ pub struct Attached {
     pub fresh: bool,
 }
 
+/// "user@database" of a session, for logs.
+pub struct Label<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.0, self.1)
+    }
+}
+
+/// What woke an idle session.
+enum Woke {
+    Client,
+    Gone,
+    Shutdown,
+}
+
 /// What the loop does next.
 enum Flow {
     Continue,
@@ -74,14 +90,14 @@ pub struct Session {
     max_message: usize,
     startup: ParamMap,
     wanted: params::Wanted,
-    server: Option<Attached>,
+    /// Boxed: an idle client holds none, and the session stays small.
+    server: Option<Box<Attached>>,
     local: LocalState,
     ryw: ReadYourWritesState,
     statements: ClientStatements,
     /// What goes to the server for the current batch (rewritten client frames).
     sout: BytesMut,
     cancel: CancelHandle,
-    label: String,
 }
 
 impl Session {
@@ -95,7 +111,6 @@ impl Session {
         let pools = cluster.user_pools(user, &app.server_secret(user));
         let startup = params::startup_params(startup_params);
         let cancel = app.cancels.register();
-        let label = format!("{user}@{}", cluster.db.name);
         Session {
             mode: cluster.db.pool_mode,
             max_message: app.config().max_message_size,
@@ -112,9 +127,13 @@ impl Session {
             statements: ClientStatements::default(),
             sout: BytesMut::new(),
             cancel,
-            label,
             app,
         }
+    }
+
+    /// "user@database", for logs (formatted when logged, not stored per session).
+    pub fn label(&self) -> Label<'_> {
+        Label(&self.pools.user, &self.cluster.db.name)
     }
 
     /// Finishes login (parameters, key, ReadyForQuery), then serves requests until the end.
@@ -126,26 +145,32 @@ impl Session {
             return;
         }
         // Registered once for the whole session, not once per request.
-        let shutdown = wait_shutdown(self.app.shutdown_signal());
+        let app = self.app.clone();
+        let shutdown = app.shutdown_begun();
         tokio::pin!(shutdown);
         loop {
-            // Idle: only this small state is held. A request's work happens in a boxed
-            // future that lives for one transaction, so idle clients stay small.
+            // Idle: only the session, this readiness wait and the shutdown wait are held.
+            // A request's work happens in a boxed future that lives for one transaction, so
+            // idle clients stay small.
             let woke = tokio::select! {
-                r = self.read_client() => match r {
-                    Ok(true) => Flow::Continue,
-                    Ok(false) => Flow::Close,
-                    Err(e) => { self.io.send_error(&e).await; Flow::Close }
+                biased;
+                r = self.io.stream.readable() => match r {
+                    Ok(()) => Woke::Client,
+                    Err(_) => Woke::Gone,
                 },
-                _ = &mut shutdown => {
-                    self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
-                        "terminating connection because Switchyard is shutting down")).await;
-                    Flow::Close
-                }
+                _ = &mut shutdown => Woke::Shutdown,
             };
             let flow = match woke {
-                Flow::Continue => Box::pin(self.serve_request(shutdown.as_mut())).await,
-                Flow::Close => Flow::Close,
+                Woke::Client => Box::pin(self.serve_request(shutdown.as_mut())).await,
+                Woke::Gone => Flow::Close,
+                Woke::Shutdown => {
+                    let bye = PgError::fatal(
+                        SqlState::ADMIN_SHUTDOWN,
+                        "terminating connection because Switchyard is shutting down",
+                    );
+                    Box::pin(self.io.send_error(&bye)).await;
+                    Flow::Close
+                }
             };
             if let Flow::Close = flow {
                 Box::pin(self.detach_on_close()).await;
@@ -160,6 +185,9 @@ impl Session {
         &mut self,
         mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Flow {
+        if !self.read_client().await {
+            return Flow::Close;
+        }
         let mut flow = self.on_client_data().await;
         loop {
             while matches!(flow, Flow::Continue) && self.server.is_some() {
@@ -174,6 +202,9 @@ impl Session {
             if matches!(flow, Flow::Continue) && self.server.is_none() && pending_request {
                 flow = self.on_client_data().await;
                 continue;
+            }
+            if self.server.is_none() {
+                self.shrink_idle_buffers();
             }
             return flow;
         }
@@ -218,35 +249,28 @@ impl Session {
         if self.mode == PoolMode::Transaction {
             self.release();
         }
-        self.io.flush().await.map_err(|e| {
+        let flushed = self.io.flush().await.map_err(|e| {
             PgError::fatal(
                 SqlState::CONNECTION_FAILURE,
                 format!("client write failed: {e}"),
             )
-        })
+        });
+        // The login's messages are out: an idle client keeps no output buffer.
+        self.io.out = BytesMut::new();
+        flushed
     }
 
-    /// Reads more client bytes; Ok(false) when the client closed.
-    async fn read_client(&mut self) -> Result<bool, PgError> {
-        // An idle client holds no buffer: wait for readiness first, then take one. The read
-        // itself goes through `read_buf`, which marks the socket drained after a short read,
-        // so the next wait costs no extra (empty) recv.
-        if let Err(e) = self.io.stream.readable().await {
-            tracing::debug!(client = %self.label, error = %e, "client read failed");
-            return Ok(false);
-        }
+    /// Reads what the client sent (the socket was reported readable); false when the client
+    /// closed. `read_buf` marks the socket drained after a short read, so the next wait
+    /// costs no extra (empty) recv.
+    async fn read_client(&mut self) -> bool {
         buffers::ensure_room(&mut self.io.buf, 4096);
-        let r = self.io.stream.read_buf(&mut self.io.buf).await;
-        self.finish_read(r)
-    }
-
-    fn finish_read(&self, r: std::io::Result<usize>) -> Result<bool, PgError> {
-        match r {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
+        match self.io.stream.read_buf(&mut self.io.buf).await {
+            Ok(0) => false,
+            Ok(_) => true,
             Err(e) => {
-                tracing::debug!(client = %self.label, error = %e, "client read failed");
-                Ok(false)
+                tracing::debug!(client = %self.label(), error = %e, "client read failed");
+                false
             }
         }
     }
@@ -328,7 +352,7 @@ impl Session {
                                 .count(a.decision.target, a.decision.reason);
                         }
                         if let Err(e) = attached {
-                            tracing::debug!(client = %self.label, error = %e, "attach failed");
+                            tracing::debug!(client = %self.label(), error = %e, "attach failed");
                             self.local.fail_request(e);
                         }
                         continue;
@@ -392,7 +416,7 @@ impl Session {
                 for old in stale {
                     let fresh = self.app.statements.renew(&old);
                     self.statements.replace(&old, &fresh);
-                    tracing::info!(client = %self.label, old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
+                    tracing::info!(client = %self.label(), old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
                 }
                 let note_write =
                     release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
@@ -446,7 +470,7 @@ impl Session {
 
     /// Sends a FATAL protocol error and ends the session.
     async fn protocol_violation(&mut self, e: PgError) -> Flow {
-        tracing::info!(client = %self.label, error = %e, "protocol violation");
+        tracing::info!(client = %self.label(), error = %e, "protocol violation");
         self.io.send_error(&e).await;
         Flow::Close
     }
@@ -460,9 +484,4 @@ async fn client_gone(stream: &tokio::net::TcpStream) {
         Ok(0) | Err(_) => {}
         Ok(_) => std::future::pending::<()>().await,
     }
-}
-
-/// Resolves once shutdown has begun (holds no watch guard across awaits).
-async fn wait_shutdown(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
