@@ -151,12 +151,13 @@ pub fn checkout_idle(pool: &ServerPool) -> Option<Checkout> {
 
 /// Checks out a connection: at once when one is idle (or the pool has room to open one, within
 /// the connect timeout), otherwise waiting up to the pool's checkout timeout. The first try
-/// arms no timer, which matters on the hot path.
+/// arms no timer. Callers box the future that awaits this (it is large and only needed
+/// when no connection is idle).
 pub async fn checkout(pool: &ServerPool) -> Result<Checkout, PoolError<BackendError>> {
     let mut at_once = pool.timeouts();
     at_once.wait = Some(Duration::ZERO);
     match pool.timeout_get(&at_once).await {
-        Err(PoolError::Timeout(managed::TimeoutType::Wait)) => Box::pin(pool.get()).await,
+        Err(PoolError::Timeout(managed::TimeoutType::Wait)) => pool.get().await,
         other => other,
     }
 }
