@@ -32,6 +32,8 @@ pub struct App {
     /// Wakes sessions when shutdown begins (a Notify: what an idle session waits on is
     /// smaller than a watch receiver's wait).
     sessions_shutdown: tokio::sync::Notify,
+    /// Keys the versions of login-time session settings (see `params::Wanted::new`).
+    pub param_versions: std::collections::hash_map::RandomState,
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {
@@ -87,6 +89,7 @@ impl App {
             dummy: ScramVerifier::generate(&format!("{:x}", rand::random::<u128>())),
             shutdown,
             sessions_shutdown: tokio::sync::Notify::new(),
+            param_versions: Default::default(),
         }))
     }
 

@@ -192,32 +192,52 @@ impl Cluster {
         }
     }
 
-    /// Checks out a connection for a read: a replica that has replayed `min_lsn` (and the
-    /// primary too with `primary_reads`), chosen by the configured balancing. None when no
-    /// such server is usable: the caller reads from the primary.
-    pub async fn checkout_read(&self, pools: &UserPools, min_lsn: u64) -> Option<Checkout> {
+    /// The servers that may take a read needing `min_lsn` replayed (replicas, and the primary
+    /// with `primary_reads`), in the order the balancing policy prefers them.
+    pub fn read_order(&self, pools: &UserPools, min_lsn: u64) -> Vec<usize> {
         let snap = self.topology.snapshot();
-        let mut candidates: Vec<usize> = snap.replicas_at(min_lsn).collect();
+        let mut order: Vec<usize> = snap.replicas_at(min_lsn).collect();
         if self.db.primary_reads {
-            candidates.extend(snap.primary());
+            order.extend(snap.primary());
         }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        while !candidates.is_empty() {
-            let pick = match self.db.load_balancing {
-                LoadBalancing::RoundRobin => turn % candidates.len(),
-                LoadBalancing::Random => rand::random::<usize>() % candidates.len(),
+        if order.len() > 1 {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+            match self.db.load_balancing {
+                LoadBalancing::RoundRobin => {
+                    let first = turn % order.len();
+                    order.rotate_left(first);
+                }
+                LoadBalancing::Random => {
+                    let first = rand::random::<usize>() % order.len();
+                    order.rotate_left(first);
+                }
                 LoadBalancing::LeastConnections => {
-                    let start = turn % candidates.len();
-                    (0..candidates.len())
-                        .map(|k| (start + k) % candidates.len())
-                        .min_by_key(|&k| {
-                            let s = pools.hosts[candidates[k]].status();
+                    // Ties keep the rotated order, so equally busy servers take turns.
+                    let first = turn % order.len();
+                    order.rotate_left(first);
+                    order.sort_by_key(|&i| {
+                        pools.hosts.get(i).map_or(usize::MAX, |p| {
+                            let s = p.status();
                             s.size.saturating_sub(s.available)
                         })
-                        .unwrap_or(0)
+                    });
                 }
-            };
-            let idx = candidates.swap_remove(pick);
+            }
+        }
+        order
+    }
+
+    /// An idle connection on the first server of `order`, if it has one (no waiting, no
+    /// connecting); otherwise [`Cluster::checkout_read`] takes the same order.
+    pub fn checkout_read_idle(&self, pools: &UserPools, order: &[usize]) -> Option<Checkout> {
+        pool::checkout_idle(pools.hosts.get(*order.first()?)?)
+    }
+
+    /// Checks out a connection for a read from the servers in `order` (from
+    /// [`Cluster::read_order`]), the first that can give one. None when none can: the caller
+    /// reads from the primary.
+    pub async fn checkout_read(&self, pools: &UserPools, order: &[usize]) -> Option<Checkout> {
+        for &idx in order {
             let Some(pool) = pools.hosts.get(idx) else {
                 continue;
             };

@@ -4,14 +4,14 @@
 
 /// How a parameter's value is replayed: a plain string (quoted as a literal), or the exact
 /// SQL text the client used after `TO` (replayed verbatim).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ParamValue {
     Literal(String),
     Raw(String),
 }
 
 /// Parameter name (lower case) to value, in name order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ParamMap {
     entries: Vec<(String, ParamValue)>,
 }

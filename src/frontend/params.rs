@@ -6,8 +6,9 @@ pub use super::param_map::{ParamMap, ParamValue};
 use super::sql_lexer::{statements, tokens, Token};
 
 /// A client's wanted parameters with a version: a server connection whose applied version
-/// equals it needs no comparison. Versions are random, so equal versions mean the same
-/// state history (changes made in lockstep on both sides get one new version).
+/// equals it needs no comparison. Versions are random 64-bit values (at login, a keyed hash
+/// of the settings), so equal versions mean the same settings (changes made in lockstep on
+/// both sides get one new version).
 #[derive(Debug, Clone)]
 pub struct Wanted {
     pub map: ParamMap,
@@ -15,10 +16,13 @@ pub struct Wanted {
 }
 
 impl Wanted {
-    pub fn new(map: ParamMap) -> Wanted {
+    /// A client's state at login. Its version is a keyed hash of the settings, so clients
+    /// that log in with the same settings share it, and a connection one of them left in
+    /// line needs no comparison for the next (as likely to collide as random versions).
+    pub fn new(map: ParamMap, hasher: &impl std::hash::BuildHasher) -> Wanted {
         Wanted {
+            version: hasher.hash_one(&map) | 1,
             map,
-            version: fresh_version(),
         }
     }
 }

@@ -6,14 +6,18 @@ use super::*;
 impl Session {
     /// Checks out a server connection and brings its session parameters in line.
     pub(super) async fn attach(&mut self, mut d: Decision) -> Result<(), PgError> {
+        let mut order = Vec::new();
         let idle = match d.target {
             Target::Primary => self.cluster.checkout_primary_idle(&self.pools),
-            Target::Replica => None,
+            Target::Replica => {
+                order = self.cluster.read_order(&self.pools, d.min_lsn);
+                self.cluster.checkout_read_idle(&self.pools, &order)
+            }
         };
         let mut conn = match idle {
             Some(conn) => conn,
             // Boxed: the waiting checkout's state is large and only needed here.
-            None => Box::pin(self.checkout(&mut d)).await?,
+            None => Box::pin(self.checkout(&mut d, &order)).await?,
         };
         tracing::debug!(client = %self.label(), server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
         let in_line =
@@ -62,13 +66,14 @@ impl Session {
         Ok(())
     }
 
-    /// Checks out a connection for `d`, waiting if need be (a read falls back to the
-    /// primary when no replica can take it). A wait ends if the client leaves.
-    async fn checkout(&self, d: &mut Decision) -> Result<Checkout, PgError> {
+    /// Checks out a connection for `d`, waiting if need be: a read tries the servers in
+    /// `order` and falls back to the primary when none can take it. A wait ends if the
+    /// client leaves.
+    async fn checkout(&self, d: &mut Decision, order: &[usize]) -> Result<Checkout, PgError> {
         let (cluster, pools) = (&self.cluster, &self.pools);
         let checkout = async {
             match d.target {
-                Target::Replica => match cluster.checkout_read(pools, d.min_lsn).await {
+                Target::Replica => match cluster.checkout_read(pools, order).await {
                     Some(c) => Ok(c),
                     None => {
                         cluster.stats.fallback();

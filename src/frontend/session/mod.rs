@@ -119,7 +119,7 @@ impl Session {
             input: ServerInput::default(),
             cluster,
             pools,
-            wanted: params::Wanted::new(startup.clone()),
+            wanted: params::Wanted::new(startup.clone(), &app.param_versions),
             startup,
             server: None,
             local: LocalState::default(),
