@@ -237,6 +237,52 @@ async fn pool_exhaustion_is_a_clear_error_not_a_hang() {
 }
 
 #[tokio::test]
+async fn waiting_clients_get_returned_and_freed_connections_at_once() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(
+        cluster,
+        "checkout_timeout_ms = 20000",
+        "pool_size = 1\nrouting = \"primary_only\"",
+    )
+    .await;
+    let conn = proxy::conn_str(&server, APP_USER, APP_PASSWORD, "app");
+    let wait_for_one = |sql: &'static str| {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let c = proxy::connect_str(&conn).await.expect("connect");
+            let started = Instant::now();
+            c.simple_query(sql).await.expect("served after waiting");
+            started.elapsed()
+        })
+    };
+    // Handed over: the holder commits while another client waits for the only connection.
+    let holder = proxy::connect(&server).await;
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let waiter = wait_for_one("SELECT 2");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the waiter must wait for the holder");
+    holder.batch_execute("COMMIT").await.unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(
+        waited < Duration::from_secs(5),
+        "handed over after {waited:?}"
+    );
+    // Freed: the holder vanishes mid-transaction, its connection is closed, and the waiter
+    // opens a new one instead of waiting out the checkout timeout.
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let waiter = wait_for_one("SELECT 3");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the waiter must wait for the holder");
+    drop(holder);
+    let waited = waiter.await.unwrap();
+    assert!(
+        waited < Duration::from_secs(5),
+        "slot freed after {waited:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn session_mode_resets_connection_between_clients() {
     let cluster = PgCluster::shared();
     let server = proxy::start(cluster, "", "pool_size = 1\npool_mode = \"session\"").await;

@@ -3,14 +3,13 @@
 
 use super::login::ServerSecret;
 use super::pool;
-use super::pool::{build_pool, checkout_error, Checkout, ServerManager, ServerPool};
+use super::pool::{build_pool, checkout_error, Checkout, PoolError, ServerManager, ServerPool};
 use super::stats::RouteStats;
 use crate::config::{Database, LoadBalancing};
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::router::Classifier;
 use crate::topology::{Policy, Role, Snapshot, Topology};
-use deadpool::managed::{PoolError, TimeoutType};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -154,9 +153,9 @@ impl Cluster {
                         // A demoted host: the next check will say so; this connection is stale.
                         pool::discard(conn);
                     }
-                    Err(PoolError::Timeout(TimeoutType::Wait)) => {
+                    Err(PoolError::WaitTimeout) => {
                         return Err(checkout_error(
-                            PoolError::Timeout(TimeoutType::Wait),
+                            PoolError::WaitTimeout,
                             pool,
                             &self.what(pools),
                         ));
@@ -215,12 +214,7 @@ impl Cluster {
                     // Ties keep the rotated order, so equally busy servers take turns.
                     let first = turn % order.len();
                     order.rotate_left(first);
-                    order.sort_by_key(|&i| {
-                        pools.hosts.get(i).map_or(usize::MAX, |p| {
-                            let s = p.status();
-                            s.size.saturating_sub(s.available)
-                        })
-                    });
+                    order.sort_by_key(|&i| pools.hosts.get(i).map_or(usize::MAX, |p| p.in_use()));
                 }
             }
         }
@@ -243,7 +237,7 @@ impl Cluster {
             };
             match pool::checkout(pool).await {
                 Ok(conn) => return Some(conn),
-                Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+                Err(PoolError::WaitTimeout) => {}
                 Err(e) => {
                     tracing::warn!(db = %self.db.name, server = %self.db.hosts[idx], error = %e, "replica unusable for a read");
                     self.topology.report_failure(idx, "connection failed");
@@ -275,7 +269,7 @@ impl Cluster {
                     let mut closed = 0;
                     for pools in self.all_pools() {
                         if let Some(p) = pools.hosts.get(i) {
-                            closed += p.retain(|_, _| false).removed.len();
+                            closed += p.close_idle();
                         }
                     }
                     tracing::info!(server = %new.addr, from = ?old.role, to = ?new.role, closed, "host role changed: pooled connections drained");

@@ -50,9 +50,6 @@ pub enum BackendError {
     Refused { addr: String, error: PgError },
     #[error("server {addr}: {why}")]
     Protocol { addr: String, why: String },
-    /// A checkout that must not wait asked for a connection the pool would have to open.
-    #[error("no idle server connection")]
-    NotNow,
 }
 
 impl BackendError {

@@ -1,6 +1,6 @@
 //! Server side: one connection to PostgreSQL (connect, login, ParameterStatus, state flags),
 //! reading whole frames from it, and the pools of such connections keyed by
-//! (database, user, host), built on deadpool.
+//! (database, user, host), with direct hand-off to waiting checkouts.
 
 pub mod cluster;
 pub mod conn;

@@ -7,7 +7,7 @@ use crate::protocol::startup::{self, StartupPacket};
 use crate::protocol::SqlState;
 use bytes::{Buf, BytesMut};
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 pub struct ClientIo {
@@ -102,7 +102,7 @@ impl ClientIo {
     /// Writes out everything in `out`.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
+            crate::util::socket::write_all(&self.stream, &self.out).await?;
             self.out.clear();
         }
         Ok(())

@@ -187,8 +187,7 @@ fn quote_name(name: &str) -> String {
 
 /// Cheap test: can this query text hold a session-level SET/RESET/DISCARD at all?
 pub fn may_change_params(sql: &str) -> bool {
-    // "set" also finds RESET.
-    super::sql_lexer::mentions_any(sql.as_bytes(), &[b"set", b"discard"])
+    super::sql_lexer::statement_starts_any(sql.as_bytes(), &[b"set", b"reset", b"discard"])
 }
 
 /// The session-level parameter changes made by the statements in `sql`, in order.

@@ -13,7 +13,6 @@ use crate::protocol::frame::peek_header;
 use crate::protocol::messages::{Severity, TxStatus};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Where a server frame that is being streamed through stands.
@@ -212,9 +211,9 @@ impl ServerInput {
             });
         }
         let write = if spliced {
-            client.write_all(out).await
+            crate::util::socket::write_all(client, out).await
         } else if pos > fwd_start {
-            client.write_all(&sbuf[fwd_start..pos]).await
+            crate::util::socket::write_all(client, &sbuf[fwd_start..pos]).await
         } else {
             Ok(())
         };

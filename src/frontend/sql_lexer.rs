@@ -12,19 +12,25 @@ pub enum Token<'a> {
     Punct(u8),
 }
 
-/// Cheap pre-check: whether any of `words` (lower-case ASCII, not empty) occurs anywhere in
-/// `text`, ignoring case. Looks closer only where a word's first letter appears (found with
-/// SIMD by memchr).
-pub fn mentions_any(text: &[u8], words: &[&[u8]]) -> bool {
-    words.iter().any(|w| {
-        let Some(&first) = w.first() else {
-            return false;
-        };
-        memchr::memchr2_iter(first, first.to_ascii_uppercase(), text).any(|i| {
-            text.get(i..i + w.len())
-                .is_some_and(|t| t.eq_ignore_ascii_case(w))
-        })
-    })
+/// Cheap pre-check: whether a statement of `text` may begin with one of `words` (lower-case
+/// ASCII prefixes, not empty), ignoring case. Every statement begins at the start of the
+/// text or after a `;` (quoted ones included, so this can only say yes too often), past
+/// white space and comments: only those places are looked at, found with SIMD by memchr.
+pub fn statement_starts_any(text: &[u8], words: &[&[u8]]) -> bool {
+    let word_at = |mut i: usize| {
+        loop {
+            let j = skip_blank(text, i);
+            if j == i {
+                break;
+            }
+            i = j;
+        }
+        let rest = &text[i.min(text.len())..];
+        words
+            .iter()
+            .any(|w| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w))
+    };
+    word_at(0) || memchr::memchr_iter(b';', text).any(|i| word_at(i + 1))
 }
 
 /// Splits `sql` at top-level semicolons, returning each statement's text (trimmed of
@@ -236,15 +242,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mentions_any_ignores_case_and_finds_words_inside_others() {
-        assert!(mentions_any(b"RESET ALL", &[b"set"]));
-        assert!(mentions_any(b"x DisCard", &[b"set", b"discard"]));
-        assert!(!mentions_any(
-            b"SELECT abalance FROM t WHERE aid = 1",
+    fn statement_starts_any_looks_at_each_statement_start() {
+        let any = |t: &[u8], w: &[&[u8]]| statement_starts_any(t, w);
+        assert!(any(b"RESET ALL", &[b"set", b"reset"]));
+        assert!(any(b"select 1; DisCard all", &[b"set", b"discard"]));
+        assert!(any(b"select 1;set x=1", &[b"set"]));
+        assert!(any(b"  /* c /* nested */ */SET x=1", &[b"set"]));
+        assert!(any(b"--c\nSET x=1", &[b"set"]));
+        assert!(any(b"select 'a;set' ", &[b"set"]), "may say yes too often");
+        assert!(any(b"set", &[b"set"]));
+        assert!(!any(b"RESET ALL", &[b"set"]));
+        assert!(!any(
+            b"SELECT abalance FROM t WHERE aid = 1 OFFSET 2;",
             &[b"set", b"discard"]
         ));
-        assert!(!mentions_any(b"se", &[b"set"]));
-        assert!(!mentions_any(b"", &[b"set"]));
+        assert!(!any(b"select x_set; 1set", &[b"set"]));
+        assert!(!any(b"se", &[b"set"]));
+        assert!(!any(b"", &[b"set"]));
+        assert!(!any(b";", &[b"set"]));
     }
 
     #[test]

@@ -35,16 +35,33 @@ impl Rewriter<'_> {
     pub fn frame(&mut self, tag: u8, frame: &[u8], out: &mut BytesMut) -> Result<(), PgError> {
         let body = &frame[HEADER_LEN..];
         match tag {
-            b'P' => return self.parse(frame, body, out),
-            b'B' => return self.bind(frame, body, out),
-            b'D' => return self.describe(frame, body, out),
-            b'C' => return self.close(frame, body, out),
+            b'P' => self.parse(frame, body, out),
+            b'B' => self.bind(frame, body, out),
+            b'D' => self.describe(frame, body, out),
+            b'C' => self.close(frame, body, out),
+            _ => {
+                self.pass(tag, frame);
+                out.extend_from_slice(frame);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether frames with this tag always go to the server unchanged (see [`Self::pass`]).
+    pub fn passes_through(tag: u8) -> bool {
+        !matches!(tag, b'P' | b'B' | b'D' | b'C')
+    }
+
+    /// Records the replies to a frame that goes to the server unchanged, without copying
+    /// it (the caller sends it from where it is).
+    pub fn pass(&mut self, tag: u8, frame: &[u8]) {
+        match tag {
             b'E' => self.queue.push(Expect::Execute),
             b'S' | b'F' => self.queue.push(Expect::Ready { simple: false }),
             b'Q' => {
                 self.queue.push(Expect::Ready { simple: true });
                 if self.map_names {
-                    if let Some((sql, _)) = read_cstr(body) {
+                    if let Some((sql, _)) = read_cstr(&frame[HEADER_LEN..]) {
                         if clears_statements(sql) {
                             // The server forgets every statement; so does the client.
                             self.held.clear();
@@ -55,8 +72,6 @@ impl Rewriter<'_> {
             }
             _ => {}
         }
-        out.extend_from_slice(frame);
-        Ok(())
     }
 
     /// Makes sure the connection holds `info`, prepending its Parse if not.
@@ -257,7 +272,7 @@ fn first_words(stmt: &str) -> (Option<String>, Option<String>) {
 
 /// `DISCARD ALL` or `DEALLOCATE [PREPARE] ALL` among the statements of a query.
 fn clears_statements(sql: &[u8]) -> bool {
-    if !crate::frontend::sql_lexer::mentions_any(sql, &[b"discard", b"dealloc"]) {
+    if !crate::frontend::sql_lexer::statement_starts_any(sql, &[b"discard", b"dealloc"]) {
         return false;
     }
     let Ok(sql) = std::str::from_utf8(sql) else {

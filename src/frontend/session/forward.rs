@@ -36,8 +36,10 @@ impl Session {
         };
         let mut end = 0;
         let mut terminate = false;
+        // While every frame goes through unchanged they are sent from the input buffer;
+        // from the first rewritten one on, everything is copied into `sout`.
+        let mut direct = true;
         self.sout.clear();
-        buffers::ensure_room(&mut self.sout, self.io.buf.len());
         for f in Frames::new(&self.io.buf, self.max_message) {
             let (h, frame) = match f {
                 Ok(x) => x,
@@ -93,8 +95,21 @@ impl Session {
                 }
             }
             let result = match &replaced {
-                Some(q) => rw.frame(b'Q', q, &mut self.sout),
-                None => rw.frame(h.tag, frame, &mut self.sout),
+                None if direct && Rewriter::passes_through(h.tag) => {
+                    rw.pass(h.tag, frame);
+                    Ok(())
+                }
+                _ => {
+                    if direct {
+                        direct = false;
+                        buffers::ensure_room(&mut self.sout, self.io.buf.len());
+                        self.sout.extend_from_slice(&self.io.buf[..end]);
+                    }
+                    match &replaced {
+                        Some(q) => rw.frame(b'Q', q, &mut self.sout),
+                        None => rw.frame(h.tag, frame, &mut self.sout),
+                    }
+                }
             };
             if let Err(e) = result {
                 return self
@@ -103,11 +118,19 @@ impl Session {
             }
             end += h.total_len;
         }
+        let out = if direct {
+            &self.io.buf[..end]
+        } else {
+            &self.sout[..]
+        };
+        let written = if out.is_empty() {
+            Ok(())
+        } else {
+            crate::util::socket::write_all(&a.conn.stream, out).await
+        };
         self.io.buf.advance(end);
-        if !self.sout.is_empty() {
-            if let Err(e) = a.conn.stream.write_all(&self.sout).await {
-                return Box::pin(self.on_server_lost(&format!("server write failed: {e}"))).await;
-            }
+        if let Err(e) = written {
+            return Box::pin(self.on_server_lost(&format!("server write failed: {e}"))).await;
         }
         // Replies made up here (a Parse the connection already had) may be due right away.
         if a.conn.queue.synthetic_ready() {

@@ -431,7 +431,10 @@ impl Session {
                     self.release();
                 }
                 if let Some(range) = tail {
-                    if self.io.stream.write_all(&handled[range]).await.is_err() {
+                    if crate::util::socket::write_all(&self.io.stream, &handled[range])
+                        .await
+                        .is_err()
+                    {
                         return Flow::Close;
                     }
                 }
