@@ -26,9 +26,15 @@ pub fn statement_starts_any(text: &[u8], words: &[&[u8]]) -> bool {
             i = j;
         }
         let rest = &text[i.min(text.len())..];
-        words
-            .iter()
-            .any(|w| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w))
+        let Some(&first) = rest.first() else {
+            return false;
+        };
+        let first = first.to_ascii_lowercase();
+        words.iter().any(|w| {
+            w.first() == Some(&first)
+                && rest.len() >= w.len()
+                && rest[1..w.len()].eq_ignore_ascii_case(&w[1..])
+        })
     };
     word_at(0) || memchr::memchr_iter(b';', text).any(|i| word_at(i + 1))
 }

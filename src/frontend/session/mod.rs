@@ -27,7 +27,9 @@ use crate::protocol::SqlState;
 use crate::router::{Reason, Target};
 use crate::util::buffers;
 use bytes::{Buf, BytesMut};
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -139,9 +141,9 @@ impl Session {
     /// Finishes login (parameters, key, ReadyForQuery), then serves requests until the end.
     pub async fn run(&mut self) {
         if let Err(e) = Box::pin(self.login()).await {
-            self.io
-                .send_error(&e.with_severity(messages::Severity::Fatal))
-                .await;
+            // Boxed like every rare path (the error moves into the box): the future of `run`
+            // is part of each idle client's task.
+            Box::pin(self.send_fatal(e)).await;
             return;
         }
         // Registered once for the whole session, not once per request.
@@ -152,14 +154,22 @@ impl Session {
             // Idle: only the session, this readiness wait and the shutdown wait are held.
             // A request's work happens in a boxed future that lives for one transaction, so
             // idle clients stay small.
-            let woke = tokio::select! {
-                biased;
-                r = self.io.stream.readable() => match r {
-                    Ok(()) => Woke::Client,
-                    Err(_) => Woke::Gone,
-                },
-                _ = &mut shutdown => Woke::Shutdown,
-            };
+            // A hand-written wait: `readable()` and `select!` would keep a 150-byte waiter and
+            // their own state in every idle session's task; `poll_read_ready` keeps the waker
+            // in the socket's registration instead.
+            let woke = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = self.io.stream.poll_read_ready(cx) {
+                    return Poll::Ready(match r {
+                        Ok(()) => Woke::Client,
+                        Err(_) => Woke::Gone,
+                    });
+                }
+                match shutdown.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Woke::Shutdown),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
             let flow = match woke {
                 Woke::Client => Box::pin(self.serve_request(shutdown.as_mut())).await,
                 Woke::Gone => Flow::Close,
@@ -168,7 +178,7 @@ impl Session {
                         SqlState::ADMIN_SHUTDOWN,
                         "terminating connection because Switchyard is shutting down",
                     );
-                    Box::pin(self.io.send_error(&bye)).await;
+                    Box::pin(self.send_fatal(bye)).await;
                     Flow::Close
                 }
             };
@@ -177,6 +187,13 @@ impl Session {
                 return;
             }
         }
+    }
+
+    /// Sends a FATAL error to the client (best effort).
+    async fn send_fatal(&mut self, e: PgError) {
+        self.io
+            .send_error(&e.with_severity(messages::Severity::Fatal))
+            .await;
     }
 
     /// Handles what the client sent and, while a server is attached, both directions until
