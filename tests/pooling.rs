@@ -249,8 +249,10 @@ async fn waiting_clients_get_returned_and_freed_connections_at_once() {
     let wait_for_one = |sql: &'static str| {
         let conn = conn.clone();
         tokio::spawn(async move {
-            let c = proxy::connect_str(&conn).await.expect("connect");
+            // Timed from the start: the login itself checks out a connection, so the wait
+            // may happen there or at the query.
             let started = Instant::now();
+            let c = proxy::connect_str(&conn).await.expect("connect");
             c.simple_query(sql).await.expect("served after waiting");
             started.elapsed()
         })
@@ -263,6 +265,10 @@ async fn waiting_clients_get_returned_and_freed_connections_at_once() {
     assert!(!waiter.is_finished(), "the waiter must wait for the holder");
     holder.batch_execute("COMMIT").await.unwrap();
     let waited = waiter.await.unwrap();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "it did wait ({waited:?})"
+    );
     assert!(
         waited < Duration::from_secs(5),
         "handed over after {waited:?}"

@@ -137,7 +137,8 @@ pub struct ServerPool {
 /// A server connection checked out of its pool. Dropping it returns it (a broken one is
 /// closed); [`discard`] closes it.
 pub struct Checkout {
-    /// Always Some until the checkout is consumed by [`Drop`] or [`discard`].
+    /// Always Some until the checkout is consumed by [`Drop`] or [`discard`] (both take
+    /// it by value), so the `expect`s in `Deref` cannot fire.
     conn: Option<Box<ServerConn>>,
     pool: Arc<PoolInner>,
 }
@@ -412,7 +413,7 @@ pub async fn checkout(pool: &ServerPool) -> Result<Checkout, PoolError> {
                         }
                     }
                     Ok(Ok(Grant::Retry(mut token))) => token.pool = None,
-                    // The pool cannot drop a sender without sending: try again.
+                    // The pool was closed (its waiters dropped): the next take says so.
                     Ok(Err(_)) => {}
                     Err(_) => return Err(PoolError::WaitTimeout),
                 }

@@ -99,9 +99,11 @@ impl Default for RouteStats {
 impl RouteStats {
     pub fn count(&self, target: Target, reason: Reason) {
         let t = usize::from(target == Target::Replica);
-        match slot(&reason) {
-            Some(i) => {
-                self.simple[t][i].fetch_add(1, Ordering::Relaxed);
+        // A slot beyond `SIMPLE` (a reason given a place in `slot` but not listed) is
+        // counted by name rather than indexing out of bounds.
+        match slot(&reason).and_then(|i| self.simple[t].get(i)) {
+            Some(n) => {
+                n.fetch_add(1, Ordering::Relaxed);
             }
             None => {
                 let mut m = self.named.lock().unwrap_or_else(|p| p.into_inner());

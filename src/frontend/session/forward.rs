@@ -94,22 +94,20 @@ impl Session {
                     return self.protocol_violation(e).await;
                 }
             }
+            let unchanged = replaced.is_none() && Rewriter::passes_through(h.tag);
+            if direct && !unchanged {
+                // The frames before this one go out as they came.
+                direct = false;
+                buffers::ensure_room(&mut self.sout, self.io.buf.len());
+                self.sout.extend_from_slice(&self.io.buf[..end]);
+            }
             let result = match &replaced {
-                None if direct && Rewriter::passes_through(h.tag) => {
+                _ if direct => {
                     rw.pass(h.tag, frame);
                     Ok(())
                 }
-                _ => {
-                    if direct {
-                        direct = false;
-                        buffers::ensure_room(&mut self.sout, self.io.buf.len());
-                        self.sout.extend_from_slice(&self.io.buf[..end]);
-                    }
-                    match &replaced {
-                        Some(q) => rw.frame(b'Q', q, &mut self.sout),
-                        None => rw.frame(h.tag, frame, &mut self.sout),
-                    }
-                }
+                Some(q) => rw.frame(b'Q', q, &mut self.sout),
+                None => rw.frame(h.tag, frame, &mut self.sout),
             };
             if let Err(e) = result {
                 return self
