@@ -34,6 +34,8 @@ pub struct App {
     sessions_shutdown: tokio::sync::Notify,
     /// Keys the versions of login-time session settings (see `params::Wanted::new`).
     pub param_versions: std::collections::hash_map::RandomState,
+    /// Recent clients' login settings, shared by clients that log in with the same.
+    pub startup_maps: crate::frontend::params::SharedMaps,
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {
@@ -90,6 +92,7 @@ impl App {
             shutdown,
             sessions_shutdown: tokio::sync::Notify::new(),
             param_versions: Default::default(),
+            startup_maps: Default::default(),
         }))
     }
 

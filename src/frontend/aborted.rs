@@ -94,8 +94,9 @@ fn frame_sql(frame: &[u8], skip_name: bool) -> Option<&str> {
 pub fn answer_locally(st: &mut LocalState, io: &mut ClientIo, max: usize) -> Result<bool, PgError> {
     let mut consumed = 0;
     let mut more = false;
-    let out = &mut io.out;
-    for f in Frames::new(&io.buf, max) {
+    let b = io.bufs.get();
+    let out = &mut b.cout;
+    for f in Frames::new(&b.cin, max) {
         let (h, frame) =
             f.map_err(|e| PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))?;
         if !st.active() && !matches!(h.tag, b'S' | b'H' | b'X') {

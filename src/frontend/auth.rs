@@ -80,7 +80,7 @@ async fn md5_exchange(
     user: &str,
 ) -> Result<(), AuthFailure> {
     let salt: [u8; 4] = rand::random();
-    messages::auth_md5(&mut io.out, salt);
+    messages::auth_md5(io.out(), salt);
     io.flush().await.map_err(|_| AuthFailure::Gone)?;
     let frame = read_password_message(io).await?;
     let (answer, _) =
@@ -93,7 +93,7 @@ async fn md5_exchange(
 
 /// Returns whether the client proved knowledge of the verifier's password.
 async fn scram_exchange(io: &mut ClientIo, verifier: &ScramVerifier) -> Result<bool, AuthFailure> {
-    messages::auth_sasl(&mut io.out, &["SCRAM-SHA-256"]);
+    messages::auth_sasl(io.out(), &["SCRAM-SHA-256"]);
     io.flush().await.map_err(|_| AuthFailure::Gone)?;
 
     let frame = read_password_message(io).await?;
@@ -117,13 +117,13 @@ async fn scram_exchange(io: &mut ClientIo, verifier: &ScramVerifier) -> Result<b
         Ok(x) => x,
         Err(e) => return Err(protocol(&format!("malformed SCRAM message: {e}"))),
     };
-    messages::auth_sasl_continue(&mut io.out, server_first.as_bytes());
+    messages::auth_sasl_continue(io.out(), server_first.as_bytes());
     io.flush().await.map_err(|_| AuthFailure::Gone)?;
 
     let frame = read_password_message(io).await?;
     match exchange.finish(&frame[HEADER_LEN..]) {
         Ok(done) => {
-            messages::auth_sasl_final(&mut io.out, done.server_final.as_bytes());
+            messages::auth_sasl_final(io.out(), done.server_final.as_bytes());
             Ok(true)
         }
         Err(crate::auth::AuthError::WrongPassword) => Ok(false),

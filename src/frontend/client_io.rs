@@ -1,10 +1,11 @@
-//! The client socket with its input buffer and output batch: reading the startup packet and
-//! single frames during login, and flushing what Switchyard writes.
+//! The client socket with its buffers: reading the startup packet and single frames during
+//! login, and flushing what Switchyard writes.
 
 use crate::protocol::frame::{complete_frame, peek_header};
 use crate::protocol::messages::PgError;
 use crate::protocol::startup::{self, StartupPacket};
 use crate::protocol::SqlState;
+use crate::util::buffers::BufferSet;
 use bytes::{Buf, BytesMut};
 use std::io;
 use tokio::io::AsyncReadExt;
@@ -12,10 +13,9 @@ use tokio::net::TcpStream;
 
 pub struct ClientIo {
     pub stream: TcpStream,
-    /// Bytes read from the client and not yet handled.
-    pub buf: BytesMut,
-    /// Messages Switchyard writes to the client, sent by [`ClientIo::flush`].
-    pub out: BytesMut,
+    /// Client input (`cin`), Switchyard's own messages to the client (`cout`, sent by
+    /// [`ClientIo::flush`]) and, in a session, the server side's buffers; none while idle.
+    pub bufs: BufferSet,
 }
 
 /// Why reading from a client failed: the socket, or bytes that break the protocol.
@@ -36,14 +36,14 @@ impl ClientIo {
     pub fn new(stream: TcpStream) -> Self {
         ClientIo {
             stream,
-            buf: BytesMut::new(),
-            out: BytesMut::new(),
+            bufs: BufferSet::default(),
         }
     }
 
     async fn fill(&mut self, want: usize) -> Result<(), ReadError> {
-        self.buf.reserve(want.max(1024));
-        if self.stream.read_buf(&mut self.buf).await? == 0 {
+        let cin = &mut self.bufs.get().cin;
+        cin.reserve(want.max(1024));
+        if self.stream.read_buf(cin).await? == 0 {
             return Err(ReadError::Closed);
         }
         Ok(())
@@ -52,12 +52,13 @@ impl ClientIo {
     /// Reads one startup-phase packet (no type byte).
     pub async fn read_startup(&mut self) -> Result<StartupPacket, ReadError> {
         loop {
-            let len = startup::packet_len(&self.buf).map_err(|e| {
+            let cin = &mut self.bufs.get().cin;
+            let len = startup::packet_len(cin).map_err(|e| {
                 ReadError::Protocol(PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))
             })?;
             match len {
-                Some(len) if self.buf.len() >= len => {
-                    let packet = self.buf.split_to(len);
+                Some(len) if cin.len() >= len => {
+                    let packet = cin.split_to(len);
                     return startup::decode(&packet).map_err(|e| {
                         ReadError::Protocol(PgError::fatal(
                             SqlState::PROTOCOL_VIOLATION,
@@ -65,7 +66,10 @@ impl ClientIo {
                         ))
                     });
                 }
-                Some(len) => self.fill(len - self.buf.len()).await?,
+                Some(len) => {
+                    let want = len - cin.len();
+                    self.fill(want).await?
+                }
                 None => self.fill(8).await?,
             }
         }
@@ -74,17 +78,18 @@ impl ClientIo {
     /// True if the client sent bytes right behind a packet we must answer before it may
     /// send more (e.g. behind an SSLRequest).
     pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
+        !self.bufs.client_input().is_empty()
     }
 
     /// Reads one regular frame of at most `max` bytes and returns it whole.
     pub async fn read_frame(&mut self, max: usize) -> Result<BytesMut, ReadError> {
         loop {
-            match complete_frame(&self.buf, max) {
-                Ok(Some(h)) => return Ok(self.buf.split_to(h.total_len)),
+            let cin = &mut self.bufs.get().cin;
+            match complete_frame(cin, max) {
+                Ok(Some(h)) => return Ok(cin.split_to(h.total_len)),
                 Ok(None) => {
-                    let want = match peek_header(&self.buf, max) {
-                        Ok(Some(h)) => h.total_len - self.buf.len(),
+                    let want = match peek_header(cin, max) {
+                        Ok(Some(h)) => h.total_len - cin.len(),
                         _ => 5,
                     };
                     self.fill(want).await?
@@ -99,18 +104,24 @@ impl ClientIo {
         }
     }
 
-    /// Writes out everything in `out`.
+    /// Writes out everything in `cout`.
     pub async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            crate::util::socket::write_all(&self.stream, &self.out).await?;
-            self.out.clear();
+        let out = &mut self.bufs.get().cout;
+        if !out.is_empty() {
+            crate::util::socket::write_all(&self.stream, out).await?;
+            out.clear();
         }
         Ok(())
     }
 
+    /// Where Switchyard's own messages to the client are put before [`ClientIo::flush`].
+    pub fn out(&mut self) -> &mut BytesMut {
+        &mut self.bufs.get().cout
+    }
+
     /// Sends an error (best effort) and, for FATAL, nothing after it.
     pub async fn send_error(&mut self, err: &PgError) {
-        err.write(&mut self.out);
+        err.write(self.out());
         if let Err(e) = self.flush().await {
             tracing::debug!(error = %e, "could not send error to client");
         }
@@ -118,6 +129,6 @@ impl ClientIo {
 
     /// Drops `n` handled bytes from the input buffer.
     pub fn consume(&mut self, n: usize) {
-        self.buf.advance(n);
+        self.bufs.get().cin.advance(n);
     }
 }

@@ -2,7 +2,7 @@
 //! parameters plus its own SETs), what each server connection has had applied, the SQL that
 //! brings a server connection in line with a client, and spotting SET/RESET/DISCARD in SQL.
 
-pub use super::param_map::{ParamMap, ParamValue};
+pub use super::param_map::{ParamMap, ParamValue, SharedMaps};
 use super::sql_lexer::{statements, tokens, Token};
 
 /// A client's wanted parameters with a version: a server connection whose applied version

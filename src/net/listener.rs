@@ -2,11 +2,13 @@
 
 use crate::app::App;
 use crate::frontend::handle_client;
+use futures_util::FutureExt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use tokio::sync::Notify;
 
 /// A running Switchyard: its address and the task serving it.
 pub struct Server {
@@ -32,17 +34,62 @@ impl Server {
     }
 }
 
+/// The client tasks still running: a count, not a set of handles, so a client costs no
+/// bookkeeping of its own (a `JoinSet` entry was 56 bytes per idle client).
+#[derive(Default)]
+struct Sessions {
+    live: AtomicUsize,
+    all_ended: Notify,
+}
+
+/// Held by a client's task; counts it as live until the task ends or is dropped.
+struct Live(Arc<Sessions>);
+
+impl Sessions {
+    fn enter(self: &Arc<Self>) -> Live {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Live(self.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no client task is left.
+    async fn ended(&self) {
+        loop {
+            let notified = self.all_ended.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so the last task's notification is not missed.
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_ended.notify_waiters();
+        }
+    }
+}
+
 /// Serves clients until shutdown begins, then drains sessions for at most the configured
 /// shutdown timeout.
 pub async fn serve(app: Arc<App>, listener: TcpListener) {
-    let mut sessions = JoinSet::new();
+    let sessions = Arc::new(Sessions::default());
     let mut shutdown = app.shutdown_signal();
     tracing::info!(addr = ?listener.local_addr().ok(), "listening");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    sessions.spawn(handle_client(app.clone(), stream, peer));
+                    let live = sessions.enter();
+                    tokio::spawn(handle_client(app.clone(), stream, peer).map(move |()| drop(live)));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -50,26 +97,26 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             _ = wait_shutdown(&mut shutdown) => break,
         }
     }
     drop(listener);
     let timeout = app.config().shutdown_timeout();
     tracing::info!(
-        sessions = sessions.len(),
+        sessions = sessions.count(),
         "shutting down: waiting for sessions"
     );
-    let drained = tokio::time::timeout(timeout, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    if tokio::time::timeout(timeout, sessions.ended())
+        .await
+        .is_err()
+    {
+        // The process ends right after this (the runtime drops the tasks left, closing their
+        // sockets); a server connection they give back before that meets a closed pool and
+        // is closed.
         tracing::warn!(
-            sessions = sessions.len(),
+            sessions = sessions.count(),
             "shutdown timeout: closing remaining sessions"
         );
-        sessions.abort_all();
     }
     for cluster in app.clusters() {
         for pools in cluster.all_pools() {

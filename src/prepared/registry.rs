@@ -104,10 +104,13 @@ impl Registry {
     }
 }
 
-/// One client's statement names.
+/// One client's statement names. Boxed and allocated at the first name: most clients never
+/// name a statement, and every idle session holds this.
 #[derive(Default)]
 pub struct ClientStatements {
-    names: HashMap<String, Arc<StatementInfo>>,
+    // A `HashMap` itself is 48 bytes even when empty; the box is 8.
+    #[allow(clippy::box_collection)]
+    names: Option<Box<HashMap<String, Arc<StatementInfo>>>>,
 }
 
 /// Most named statements one client may hold at once.
@@ -115,29 +118,32 @@ pub const MAX_PER_CLIENT: usize = 10_000;
 
 impl ClientStatements {
     pub fn get(&self, name: &str) -> Option<&Arc<StatementInfo>> {
-        self.names.get(name)
+        self.names.as_ref()?.get(name)
     }
 
     /// Maps `name`; false if the client is at its limit.
     pub fn insert(&mut self, name: &str, info: Arc<StatementInfo>) -> bool {
-        if self.names.len() >= MAX_PER_CLIENT && !self.names.contains_key(name) {
+        let names = self.names.get_or_insert_with(Default::default);
+        if names.len() >= MAX_PER_CLIENT && !names.contains_key(name) {
             return false;
         }
-        self.names.insert(name.to_string(), info);
+        names.insert(name.to_string(), info);
         true
     }
 
     pub fn remove(&mut self, name: &str) -> bool {
-        self.names.remove(name).is_some()
+        self.names
+            .as_mut()
+            .is_some_and(|n| n.remove(name).is_some())
     }
 
     pub fn clear(&mut self) {
-        self.names.clear();
+        self.names = None;
     }
 
     /// Points every name that used `stale` at `fresh`.
     pub fn replace(&mut self, stale: &Arc<StatementInfo>, fresh: &Arc<StatementInfo>) {
-        for v in self.names.values_mut() {
+        for v in self.names.iter_mut().flat_map(|n| n.values_mut()) {
             if Arc::ptr_eq(v, stale) {
                 *v = fresh.clone();
             }
@@ -145,11 +151,11 @@ impl ClientStatements {
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.names.as_ref().map_or(0, |n| n.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.len() == 0
     }
 }
 
@@ -195,5 +201,8 @@ mod tests {
         assert!(Arc::ptr_eq(c.get("s2").unwrap(), &fresh));
         assert!(c.remove("s1"));
         assert!(!c.remove("s1"));
+        assert_eq!(c.len(), 1);
+        c.clear();
+        assert!(c.is_empty() && c.get("s2").is_none() && !c.remove("s2"));
     }
 }

@@ -27,7 +27,7 @@ impl Session {
             .flatten()
         {
             let limit = self.app.config().connect_timeout();
-            let sync = Box::pin(run_sync(&mut conn, &sql, &mut self.sbuf));
+            let sync = Box::pin(run_sync(&mut conn, &sql, &mut self.io.bufs.get().sin));
             match tokio::time::timeout(limit, sync).await {
                 Ok(Ok(())) => conn.applied = self.wanted.map.clone(),
                 Ok(Err(e)) => {
@@ -109,14 +109,14 @@ impl Session {
                 let limit = self.app.config().connect_timeout();
                 let q = query_row(
                     &mut a.conn.stream,
-                    &mut self.sbuf,
+                    &mut self.io.bufs.get().sin,
                     "SELECT pg_current_wal_lsn()",
                 );
                 match tokio::time::timeout(limit, q).await {
                     Ok(Ok(row)) => lsn = row.first().and_then(|v| v.as_deref()).and_then(parse_lsn),
                     _ => a.conn.broken = true,
                 }
-                self.sbuf.clear();
+                self.io.bufs.get().sin.clear();
                 if lsn.is_none() {
                     // Unknown position: keep reads on the primary for a while instead.
                     self.ryw.wrote(
@@ -137,25 +137,20 @@ impl Session {
             let mut conn = a.conn;
             if a.pending != 0
                 || a.status != TxStatus::Idle
-                || !self.sbuf.is_empty()
+                || self.io.bufs.holds_server_input()
                 || !conn.queue.is_empty()
             {
                 conn.broken = true;
             }
             pool::release(conn);
         }
-        self.shrink_idle_buffers();
     }
 
-    /// Between transactions, buffers that hold nothing are given back, so an idle client
-    /// costs little memory.
+    /// Between transactions the buffers, if they hold nothing, are given back, so an idle
+    /// client costs little memory. They go to this thread's free list, for the next
+    /// transaction to take.
     pub(super) fn shrink_idle_buffers(&mut self) {
-        // They go back to this thread's free list, for the next transaction to take.
-        self.sout.clear();
-        buffers::give_back(&mut self.io.buf);
-        buffers::give_back(&mut self.sbuf);
-        buffers::give_back(&mut self.sout);
-        buffers::give_back(&mut self.io.out);
+        self.io.bufs.give_back();
     }
 
     /// The server connection died under this client.
@@ -164,7 +159,7 @@ impl Session {
             return Flow::Continue;
         };
         self.cancel.set(None);
-        self.sbuf.clear();
+        self.io.bufs.get().sin.clear();
         let mut conn = a.conn;
         conn.broken = true;
         tracing::warn!(client = %self.label(), server = %conn.addr, reason = why, "server connection lost");
@@ -180,8 +175,7 @@ impl Session {
             return Flow::Close;
         }
         let in_tx = a.status != TxStatus::Idle;
-        self.local
-            .server_lost(err, a.pending, in_tx, &mut self.io.out);
+        self.local.server_lost(err, a.pending, in_tx, self.io.out());
         self.flush_client().await
     }
 
@@ -192,7 +186,8 @@ impl Session {
         };
         self.cancel.set(None);
         let mut conn = a.conn;
-        let idle = a.pending == 0 && a.status == TxStatus::Idle && self.sbuf.is_empty();
+        let idle =
+            a.pending == 0 && a.status == TxStatus::Idle && !self.io.bufs.holds_server_input();
         if !idle {
             // Closing makes the server roll back; a running query is cancelled first.
             if a.pending > 0 {
@@ -210,7 +205,7 @@ impl Session {
         if self.mode == PoolMode::Session {
             let reset = tokio::time::timeout(
                 Duration::from_secs(5),
-                run_sync(&mut conn, "DISCARD ALL", &mut self.sbuf),
+                run_sync(&mut conn, "DISCARD ALL", &mut self.io.bufs.get().sin),
             )
             .await;
             match reset {

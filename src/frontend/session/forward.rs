@@ -15,7 +15,7 @@ impl Session {
             && a.decision.target == Target::Replica
             && a.status == TxStatus::Idle
             && !batch_only_reads(
-                &self.io.buf,
+                self.io.bufs.client_input(),
                 self.max_message,
                 &self.cluster.classifier,
                 &self.statements,
@@ -39,8 +39,9 @@ impl Session {
         // While every frame goes through unchanged they are sent from the input buffer;
         // from the first rewritten one on, everything is copied into `sout`.
         let mut direct = true;
-        self.sout.clear();
-        for f in Frames::new(&self.io.buf, self.max_message) {
+        let b = self.io.bufs.get();
+        b.sout.clear();
+        for f in Frames::new(&b.cin, self.max_message) {
             let (h, frame) = match f {
                 Ok(x) => x,
                 Err(e) => {
@@ -98,16 +99,16 @@ impl Session {
             if direct && !unchanged {
                 // The frames before this one go out as they came.
                 direct = false;
-                buffers::ensure_room(&mut self.sout, self.io.buf.len());
-                self.sout.extend_from_slice(&self.io.buf[..end]);
+                buffers::ensure_room(&mut b.sout, b.cin.len());
+                b.sout.extend_from_slice(&b.cin[..end]);
             }
             let result = match &replaced {
                 _ if direct => {
                     rw.pass(h.tag, frame);
                     Ok(())
                 }
-                Some(q) => rw.frame(b'Q', q, &mut self.sout),
-                None => rw.frame(h.tag, frame, &mut self.sout),
+                Some(q) => rw.frame(b'Q', q, &mut b.sout),
+                None => rw.frame(h.tag, frame, &mut b.sout),
             };
             if let Err(e) = result {
                 return self
@@ -116,24 +117,21 @@ impl Session {
             }
             end += h.total_len;
         }
-        let out = if direct {
-            &self.io.buf[..end]
-        } else {
-            &self.sout[..]
-        };
+        let out = if direct { &b.cin[..end] } else { &b.sout[..] };
         let written = if out.is_empty() {
             Ok(())
         } else {
             crate::util::socket::write_all(&a.conn.stream, out).await
         };
-        self.io.buf.advance(end);
+        b.cin.advance(end);
         if let Err(e) = written {
             return Box::pin(self.on_server_lost(&format!("server write failed: {e}"))).await;
         }
         // Replies made up here (a Parse the connection already had) may be due right away.
         if a.conn.queue.synthetic_ready() {
-            self.io.out.clear();
-            a.conn.queue.drain_synthetic(&mut self.io.out);
+            let out = self.io.out();
+            out.clear();
+            a.conn.queue.drain_synthetic(out);
             if self.io.flush().await.is_err() {
                 return Flow::Close;
             }

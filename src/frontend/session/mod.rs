@@ -68,6 +68,18 @@ impl std::fmt::Display for Label<'_> {
     }
 }
 
+/// A socket's peer address for logs, read when logged ("?" once the socket cannot tell).
+struct PeerOf<'a>(&'a tokio::net::TcpStream);
+
+impl std::fmt::Display for PeerOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.peer_addr() {
+            Ok(a) => write!(f, "{a}"),
+            Err(_) => f.write_str("?"),
+        }
+    }
+}
+
 /// What woke an idle session.
 enum Woke {
     Client,
@@ -84,7 +96,6 @@ enum Flow {
 pub struct Session {
     app: Arc<App>,
     io: ClientIo,
-    sbuf: BytesMut,
     input: ServerInput,
     cluster: Arc<Cluster>,
     pools: Arc<UserPools>,
@@ -97,8 +108,6 @@ pub struct Session {
     local: LocalState,
     ryw: ReadYourWritesState,
     statements: ClientStatements,
-    /// What goes to the server for the current batch (rewritten client frames).
-    sout: BytesMut,
     cancel: CancelHandle,
 }
 
@@ -111,13 +120,14 @@ impl Session {
         startup_params: &[(String, String)],
     ) -> Session {
         let pools = cluster.user_pools(user, &app.server_secret(user));
-        let startup = params::startup_params(startup_params);
+        let startup = app
+            .startup_maps
+            .share(params::startup_params(startup_params));
         let cancel = app.cancels.register();
         Session {
             mode: cluster.db.pool_mode,
             max_message: app.config().max_message_size,
             io,
-            sbuf: BytesMut::new(),
             input: ServerInput::default(),
             cluster,
             pools,
@@ -127,7 +137,6 @@ impl Session {
             local: LocalState::default(),
             ryw: ReadYourWritesState::default(),
             statements: ClientStatements::default(),
-            sout: BytesMut::new(),
             cancel,
             app,
         }
@@ -139,13 +148,24 @@ impl Session {
     }
 
     /// Finishes login (parameters, key, ReadyForQuery), then serves requests until the end.
-    pub async fn run(&mut self) {
-        if let Err(e) = Box::pin(self.login()).await {
-            // Boxed like every rare path (the error moves into the box): the future of `run`
-            // is part of each idle client's task.
-            Box::pin(self.send_fatal(e)).await;
-            return;
+    /// Takes the session by value, so the client's task holds one future with the session
+    /// inside rather than the session beside a future that borrows it.
+    #[allow(clippy::manual_async_fn)] // on purpose, see the comment below
+    pub fn run(mut self) -> impl Future<Output = ()> + Send {
+        // Not an `async fn`: rustc would move the argument into a second slot of the future
+        // (352 bytes more per idle client); an async block uses its capture in place.
+        async move {
+            // Boxed like every rare path: the future of `run` is most of each idle client's
+            // task, and would otherwise keep room for their state (an error is 100 bytes).
+            if Box::pin(self.login_or_refuse()).await {
+                self.serve().await;
+            }
+            tracing::info!(peer = %PeerOf(&self.io.stream), client = %self.label(), "client disconnected");
         }
+    }
+
+    /// Serves requests until the client leaves or is told to.
+    async fn serve(&mut self) {
         // Registered once for the whole session, not once per request.
         let app = self.app.clone();
         let shutdown = app.shutdown_begun();
@@ -174,11 +194,7 @@ impl Session {
                 Woke::Client => Box::pin(self.serve_request(shutdown.as_mut())).await,
                 Woke::Gone => Flow::Close,
                 Woke::Shutdown => {
-                    let bye = PgError::fatal(
-                        SqlState::ADMIN_SHUTDOWN,
-                        "terminating connection because Switchyard is shutting down",
-                    );
-                    Box::pin(self.send_fatal(bye)).await;
+                    Box::pin(self.say_shutting_down()).await;
                     Flow::Close
                 }
             };
@@ -187,6 +203,26 @@ impl Session {
                 return;
             }
         }
+    }
+
+    /// The login's last messages; false (after telling the client why) if it failed.
+    async fn login_or_refuse(&mut self) -> bool {
+        match self.login().await {
+            Ok(()) => true,
+            Err(e) => {
+                self.send_fatal(e).await;
+                false
+            }
+        }
+    }
+
+    /// Tells an idle client that Switchyard is going away.
+    async fn say_shutting_down(&mut self) {
+        let bye = PgError::fatal(
+            SqlState::ADMIN_SHUTDOWN,
+            "terminating connection because Switchyard is shutting down",
+        );
+        self.send_fatal(bye).await;
     }
 
     /// Sends a FATAL error to the client (best effort).
@@ -213,7 +249,10 @@ impl Session {
             // Requests that arrived while the last connection was busy (held back from a
             // replica, or pipelined behind a release) are served now, not after a new read.
             let pending_request = matches!(
-                crate::protocol::frame::complete_frame(&self.io.buf, self.max_message),
+                crate::protocol::frame::complete_frame(
+                    self.io.bufs.client_input(),
+                    self.max_message
+                ),
                 Ok(Some(_)) | Err(_)
             );
             if matches!(flow, Flow::Continue) && self.server.is_none() && pending_request {
@@ -258,11 +297,11 @@ impl Session {
                 } else {
                     a.conn.reported[n].as_str()
                 };
-                messages::parameter_status(&mut self.io.out, n, value);
+                messages::parameter_status(self.io.out(), n, value);
             }
         }
-        messages::backend_key_data(&mut self.io.out, self.cancel.pid, self.cancel.secret);
-        messages::ready_for_query(&mut self.io.out, TxStatus::Idle);
+        messages::backend_key_data(self.io.out(), self.cancel.pid, self.cancel.secret);
+        messages::ready_for_query(self.io.out(), TxStatus::Idle);
         if self.mode == PoolMode::Transaction {
             self.release();
         }
@@ -272,8 +311,8 @@ impl Session {
                 format!("client write failed: {e}"),
             )
         });
-        // The login's messages are out: an idle client keeps no output buffer.
-        self.io.out = BytesMut::new();
+        // The login's messages are out: an idle client keeps no buffers.
+        self.io.bufs.give_back();
         flushed
     }
 
@@ -281,8 +320,9 @@ impl Session {
     /// closed. `read_buf` marks the socket drained after a short read, so the next wait
     /// costs no extra (empty) recv.
     async fn read_client(&mut self) -> bool {
-        buffers::ensure_room(&mut self.io.buf, 4096);
-        match self.io.stream.read_buf(&mut self.io.buf).await {
+        let cin = &mut self.io.bufs.get().cin;
+        buffers::ensure_room(cin, 4096);
+        match self.io.stream.read_buf(cin).await {
             Ok(0) => false,
             Ok(_) => true,
             Err(e) => {
@@ -301,19 +341,21 @@ impl Session {
             return Flow::Continue;
         };
         // A session-mode client between transactions can be let go at shutdown.
-        let idle = a.pending == 0 && a.status == TxStatus::Idle && self.io.buf.is_empty();
-        buffers::ensure_room(&mut self.sbuf, 4096);
-        buffers::ensure_room(&mut self.io.buf, 1024);
+        let idle =
+            a.pending == 0 && a.status == TxStatus::Idle && self.io.bufs.client_input().is_empty();
+        let b = self.io.bufs.get();
+        buffers::ensure_room(&mut b.sin, 4096);
+        buffers::ensure_room(&mut b.cin, 1024);
         let server_stream = &mut a.conn.stream;
         // The server is read first: it is what a request waits for.
         tokio::select! {
             biased;
-            r = server_stream.read_buf(&mut self.sbuf) => match r {
+            r = server_stream.read_buf(&mut b.sin) => match r {
                 Ok(n) if n > 0 => self.on_server_data().await,
                 Ok(_) => Box::pin(self.on_server_lost("server closed the connection unexpectedly")).await,
                 Err(e) => Box::pin(self.on_server_lost(&format!("server connection failed: {e}"))).await,
             },
-            r = self.io.stream.read_buf(&mut self.io.buf) => match r {
+            r = self.io.stream.read_buf(&mut b.cin) => match r {
                 Ok(n) if n > 0 => self.on_client_data().await,
                 _ => Flow::Close,
             },
@@ -332,12 +374,13 @@ impl Session {
                 return self.forward_client_frames().await;
             }
             if !self.local.active() && self.mode == PoolMode::Transaction {
+                let b = self.io.bufs.get();
                 let answered = answer_prepare_only(
-                    &self.io.buf,
+                    &b.cin,
                     self.max_message,
                     &self.app.statements,
                     &mut self.statements,
-                    &mut self.io.out,
+                    &mut b.cout,
                 );
                 if let Some(consumed) = answered {
                     self.io.consume(consumed);
@@ -359,7 +402,7 @@ impl Session {
                                 self.cluster.db.primary_reads
                                     || self.cluster.topology.snapshot().has_replicas()
                             },
-                            &self.io.buf,
+                            self.io.bufs.client_input(),
                             self.max_message,
                         );
                         let attached = self.attach(d).await;
@@ -395,7 +438,7 @@ impl Session {
     /// Whether the complete frames buffered need a server (None: no complete frame yet).
     fn needs_server(&self) -> Result<Option<bool>, PgError> {
         let mut any = false;
-        for f in Frames::new(&self.io.buf, self.max_message) {
+        for f in Frames::new(self.io.bufs.client_input(), self.max_message) {
             let (h, _) =
                 f.map_err(|e| PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))?;
             any = true;
@@ -412,13 +455,14 @@ impl Session {
             return Flow::Continue;
         };
         let release_at_idle = self.mode == PoolMode::Transaction;
+        let b = self.io.bufs.get();
         let outcome = self
             .input
             .process(
-                &mut self.sbuf,
+                &mut b.sin,
                 a,
                 &mut self.io.stream,
-                &mut self.io.out,
+                &mut b.cout,
                 &mut self.wanted,
                 &self.startup,
                 release_at_idle,
@@ -440,7 +484,7 @@ impl Session {
                 // Everything the server sent is handled once `tail` is written: the buffer is
                 // set aside so that the connection can be released first.
                 let mut handled = if release {
-                    std::mem::take(&mut self.sbuf)
+                    std::mem::take(&mut self.io.bufs.get().sin)
                 } else {
                     BytesMut::new()
                 };
@@ -460,11 +504,9 @@ impl Session {
                 }
                 if release {
                     handled.clear();
-                    if self.sbuf.capacity() == 0 {
-                        self.sbuf = handled;
-                    }
-                    if self.server.is_none() {
-                        buffers::give_back(&mut self.sbuf);
+                    let sin = &mut self.io.bufs.get().sin;
+                    if sin.capacity() == 0 {
+                        *sin = handled;
                     }
                 }
                 if note_write {
