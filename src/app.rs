@@ -29,9 +29,6 @@ pub struct App {
     pub statements: Registry,
     dummy: ScramVerifier,
     shutdown: watch::Sender<bool>,
-    /// Wakes sessions when shutdown begins (a Notify: what an idle session waits on is
-    /// smaller than a watch receiver's wait).
-    sessions_shutdown: tokio::sync::Notify,
     /// Keys the versions of login-time session settings (see `params::Wanted::new`).
     pub param_versions: std::collections::hash_map::RandomState,
     /// Recent clients' login settings, shared by clients that log in with the same.
@@ -90,7 +87,6 @@ impl App {
             cancels: Arc::default(),
             dummy: ScramVerifier::generate(&format!("{:x}", rand::random::<u128>())),
             shutdown,
-            sessions_shutdown: tokio::sync::Notify::new(),
             param_versions: Default::default(),
             startup_maps: Default::default(),
         }))
@@ -133,16 +129,6 @@ impl App {
         *self.shutdown.borrow()
     }
 
-    /// Resolves once shutdown has begun (also if it began before the first poll).
-    pub async fn shutdown_begun(&self) {
-        // Created before the check: a notification in between is not missed.
-        let notified = self.sessions_shutdown.notified();
-        if self.is_shutting_down() {
-            return;
-        }
-        notified.await;
-    }
-
     /// Starts the per-cluster health checkers; they end when shutdown begins.
     pub fn start_background_tasks(&self) {
         for cluster in self.clusters.values() {
@@ -177,6 +163,7 @@ impl App {
 
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
-        self.sessions_shutdown.notify_waiters();
+        // Sessions wait for it through their cancel registrations.
+        self.cancels.wake_all();
     }
 }

@@ -8,6 +8,13 @@ use switchyard::app::App;
 use switchyard::config::Config;
 use switchyard::net::Server;
 
+/// jemalloc rather than glibc's malloc: tokio aligns each task and each socket's registration
+/// to 128 bytes, which glibc serves by over-allocating and splitting (idle clients cost
+/// 1.09 KB each with glibc, 0.80 KB with jemalloc, whose size classes are aligned as they
+/// are), and the hot path runs ~6% fewer instructions per transaction (callgrind).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",

@@ -370,8 +370,19 @@ async fn errors_inside_transactions_behave_like_postgres() {
 
 #[tokio::test]
 async fn shutdown_tells_idle_and_busy_clients_and_ends() {
+    shutdown_tells_clients("").await;
+}
+
+/// In session mode a client between transactions holds its server connection: it waits in
+/// the attached loop, not the idle one, and must be told as well.
+#[tokio::test]
+async fn shutdown_tells_session_mode_clients_between_transactions() {
+    shutdown_tells_clients("pool_mode = \"session\"").await;
+}
+
+async fn shutdown_tells_clients(extra_db: &str) {
     let cluster = PgCluster::shared();
-    let server = proxy::start(cluster, "", "").await;
+    let server = proxy::start(cluster, "", extra_db).await;
     let mut idle = common::raw::Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await;
     let mut used = common::raw::Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await;
     used.send(&common::raw::query("SELECT 1")).await;

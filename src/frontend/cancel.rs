@@ -1,9 +1,14 @@
 //! Cancel keys: each client gets Switchyard's own (pid, secret); while it has a server
 //! connection, its key maps to that server's key, so a CancelRequest reaches the right backend.
+//! A client's registration is also where its task leaves its waker while it waits between
+//! requests, so that shutdown can wake every such session: it is the one entry per session
+//! that is shared anyway (a `Notify` wait instead was 80 bytes in every idle client's task).
 
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -16,11 +21,22 @@ pub struct CancelTarget {
     pub secret: i32,
 }
 
-type Slot = Arc<Mutex<Option<CancelTarget>>>;
+/// What a client's registration holds.
+#[derive(Default)]
+struct SlotState {
+    /// The server it is using, if any.
+    target: Option<CancelTarget>,
+    /// Its task, left by [`CancelHandle::poll_shutdown`].
+    waker: Option<Waker>,
+}
+
+type Slot = Arc<Mutex<SlotState>>;
 
 #[derive(Default)]
 pub struct CancelRegistry {
     entries: Mutex<HashMap<i32, (i32, Slot)>>,
+    /// Shutdown has begun.
+    closing: AtomicBool,
 }
 
 /// A client's registration; removed from the registry when dropped.
@@ -63,8 +79,26 @@ impl CancelRegistry {
         if *s != secret {
             return None;
         }
-        let t = lock(slot).clone();
+        let t = lock(slot).target.clone();
         t
+    }
+
+    /// Shutdown has begun: wakes every session that waits in [`CancelHandle::poll_shutdown`]
+    /// (and those that will: they see the flag).
+    pub fn wake_all(&self) {
+        // Set before the wake-ups: a session that left its waker after the scan below read
+        // its slot sees the flag when it checks it next.
+        self.closing.store(true, Ordering::SeqCst);
+        let slots: Vec<Slot> = lock(&self.entries)
+            .values()
+            .map(|(_, s)| s.clone())
+            .collect();
+        for slot in slots {
+            let waker = lock(&slot).waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -78,7 +112,27 @@ impl CancelRegistry {
 
 impl CancelHandle {
     pub fn set(&self, target: Option<CancelTarget>) {
-        *lock(&self.slot) = target;
+        lock(&self.slot).target = target;
+    }
+
+    /// Ready once shutdown has begun; until then the task is woken by
+    /// [`CancelRegistry::wake_all`].
+    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.registry.closing.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        {
+            let mut st = lock(&self.slot);
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+        }
+        // Checked again after leaving the waker: shutdown may have begun in between.
+        if self.registry.closing.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -101,5 +155,63 @@ pub async fn send_cancel(target: &CancelTarget) {
         Ok(Ok(())) => tracing::debug!(server = %target.addr, pid = target.pid, "cancel sent"),
         Ok(Err(e)) => tracing::warn!(server = %target.addr, error = %e, "cancel failed"),
         Err(_) => tracing::warn!(server = %target.addr, "cancel timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn shutdown_wakes_waiting_sessions_and_keys_resolve() {
+        let registry = Arc::new(CancelRegistry::default());
+        let a = registry.register();
+        let b = registry.register();
+        a.set(Some(CancelTarget {
+            addr: "127.0.0.1:5432".into(),
+            pid: 7,
+            secret: 9,
+        }));
+        assert_eq!(registry.target(a.pid, a.secret).map(|t| t.pid), Some(7));
+        assert!(
+            registry.target(a.pid, a.secret ^ 1).is_none(),
+            "wrong secret"
+        );
+        assert!(
+            registry.target(b.pid, b.secret).is_none(),
+            "b has no server"
+        );
+
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(a.poll_shutdown(&mut cx).is_pending());
+        assert!(
+            a.poll_shutdown(&mut cx).is_pending(),
+            "polled again: one waker kept"
+        );
+        registry.wake_all();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "a was woken once; b never waited"
+        );
+        assert!(a.poll_shutdown(&mut cx).is_ready());
+        assert!(
+            b.poll_shutdown(&mut cx).is_ready(),
+            "a late waiter sees the flag"
+        );
+        drop(a);
+        assert_eq!(registry.len(), 1, "a dropped key is removed");
     }
 }

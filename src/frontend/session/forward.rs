@@ -16,7 +16,7 @@ impl Session {
             && a.status == TxStatus::Idle
             && !batch_only_reads(
                 self.io.bufs.client_input(),
-                self.max_message,
+                self.app.config().max_message_size,
                 &self.cluster.classifier,
                 &self.statements,
             )
@@ -41,7 +41,7 @@ impl Session {
         let mut direct = true;
         let b = self.io.bufs.get();
         b.sout.clear();
-        for f in Frames::new(&b.cin, self.max_message) {
+        for f in Frames::new(&b.cin, self.app.config().max_message_size) {
             let (h, frame) = match f {
                 Ok(x) => x,
                 Err(e) => {

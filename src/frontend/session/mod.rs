@@ -100,7 +100,6 @@ pub struct Session {
     cluster: Arc<Cluster>,
     pools: Arc<UserPools>,
     mode: PoolMode,
-    max_message: usize,
     startup: ParamMap,
     wanted: params::Wanted,
     /// Boxed: an idle client holds none, and the session stays small.
@@ -126,7 +125,6 @@ impl Session {
         let cancel = app.cancels.register();
         Session {
             mode: cluster.db.pool_mode,
-            max_message: app.config().max_message_size,
             io,
             input: ServerInput::default(),
             cluster,
@@ -166,17 +164,12 @@ impl Session {
 
     /// Serves requests until the client leaves or is told to.
     async fn serve(&mut self) {
-        // Registered once for the whole session, not once per request.
-        let app = self.app.clone();
-        let shutdown = app.shutdown_begun();
-        tokio::pin!(shutdown);
         loop {
-            // Idle: only the session, this readiness wait and the shutdown wait are held.
-            // A request's work happens in a boxed future that lives for one transaction, so
-            // idle clients stay small.
+            // Idle: only the session and this wait are held. A request's work happens in a
+            // boxed future that lives for one transaction, so idle clients stay small.
             // A hand-written wait: `readable()` and `select!` would keep a 150-byte waiter and
             // their own state in every idle session's task; `poll_read_ready` keeps the waker
-            // in the socket's registration instead.
+            // in the socket's registration, and `poll_shutdown` in the cancel registration.
             let woke = std::future::poll_fn(|cx| {
                 if let Poll::Ready(r) = self.io.stream.poll_read_ready(cx) {
                     return Poll::Ready(match r {
@@ -184,14 +177,11 @@ impl Session {
                         Err(_) => Woke::Gone,
                     });
                 }
-                match shutdown.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Woke::Shutdown),
-                    Poll::Pending => Poll::Pending,
-                }
+                self.cancel.poll_shutdown(cx).map(|()| Woke::Shutdown)
             })
             .await;
             let flow = match woke {
-                Woke::Client => Box::pin(self.serve_request(shutdown.as_mut())).await,
+                Woke::Client => Box::pin(self.serve_request()).await,
                 Woke::Gone => Flow::Close,
                 Woke::Shutdown => {
                     Box::pin(self.say_shutting_down()).await;
@@ -234,24 +224,21 @@ impl Session {
 
     /// Handles what the client sent and, while a server is attached, both directions until
     /// the connection is released (end of transaction) or the session ends.
-    async fn serve_request(
-        &mut self,
-        mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Flow {
+    async fn serve_request(&mut self) -> Flow {
         if !self.read_client().await {
             return Flow::Close;
         }
         let mut flow = self.on_client_data().await;
         loop {
             while matches!(flow, Flow::Continue) && self.server.is_some() {
-                flow = self.step_attached(shutdown.as_mut()).await;
+                flow = self.step_attached().await;
             }
             // Requests that arrived while the last connection was busy (held back from a
             // replica, or pipelined behind a release) are served now, not after a new read.
             let pending_request = matches!(
                 crate::protocol::frame::complete_frame(
                     self.io.bufs.client_input(),
-                    self.max_message
+                    self.app.config().max_message_size
                 ),
                 Ok(Some(_)) | Err(_)
             );
@@ -333,10 +320,7 @@ impl Session {
     }
 
     /// One wait while a server is attached: whichever side speaks first.
-    async fn step_attached(
-        &mut self,
-        shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Flow {
+    async fn step_attached(&mut self) -> Flow {
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
@@ -359,7 +343,7 @@ impl Session {
                 Ok(n) if n > 0 => self.on_client_data().await,
                 _ => Flow::Close,
             },
-            _ = shutdown, if idle => {
+            _ = std::future::poll_fn(|cx| self.cancel.poll_shutdown(cx)), if idle => {
                 self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
                     "terminating connection because Switchyard is shutting down")).await;
                 Flow::Close
@@ -377,7 +361,7 @@ impl Session {
                 let b = self.io.bufs.get();
                 let answered = answer_prepare_only(
                     &b.cin,
-                    self.max_message,
+                    self.app.config().max_message_size,
                     &self.app.statements,
                     &mut self.statements,
                     &mut b.cout,
@@ -403,7 +387,7 @@ impl Session {
                                     || self.cluster.topology.snapshot().has_replicas()
                             },
                             self.io.bufs.client_input(),
-                            self.max_message,
+                            self.app.config().max_message_size,
                         );
                         let attached = self.attach(d).await;
                         if let Some(a) = &self.server {
@@ -422,7 +406,11 @@ impl Session {
                     Err(e) => return self.protocol_violation(e).await,
                 }
             }
-            match answer_locally(&mut self.local, &mut self.io, self.max_message) {
+            match answer_locally(
+                &mut self.local,
+                &mut self.io,
+                self.app.config().max_message_size,
+            ) {
                 Ok(more) => {
                     let flow = self.flush_client().await;
                     if more && matches!(flow, Flow::Continue) {
@@ -438,7 +426,10 @@ impl Session {
     /// Whether the complete frames buffered need a server (None: no complete frame yet).
     fn needs_server(&self) -> Result<Option<bool>, PgError> {
         let mut any = false;
-        for f in Frames::new(self.io.bufs.client_input(), self.max_message) {
+        for f in Frames::new(
+            self.io.bufs.client_input(),
+            self.app.config().max_message_size,
+        ) {
             let (h, _) =
                 f.map_err(|e| PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))?;
             any = true;
