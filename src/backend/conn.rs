@@ -5,14 +5,24 @@
 use crate::frontend::params::ParamMap;
 use crate::prepared::{ExpectQueue, ServerStatements};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::net::TcpStream;
+
+/// Where a CancelRequest for a server connection goes: its address and backend key. Shared
+/// (an `Arc`) with the cancel registration of the client using the connection.
+#[derive(Debug)]
+pub struct CancelTarget {
+    pub addr: Arc<str>,
+    pub pid: i32,
+    pub secret: i32,
+}
 
 pub struct ServerConn {
     pub stream: TcpStream,
     /// "host:port" this connection goes to.
     pub addr: std::sync::Arc<str>,
-    pub backend_pid: i32,
-    pub backend_secret: i32,
+    /// Its backend key (BackendKeyData), with its address.
+    pub cancel: Arc<CancelTarget>,
     /// Values from ParameterStatus, as the server last reported them (original name case).
     pub reported: HashMap<String, String>,
     /// Settings applied on top of the login defaults for the clients it served.

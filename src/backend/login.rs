@@ -201,11 +201,15 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
             b'Z' => {
                 let now = crate::util::coarse_clock::now_ms();
                 let in_hot_standby = reported.get("in_hot_standby").is_some_and(|v| v == "on");
+                let addr: std::sync::Arc<str> = addr.into();
                 return Ok(ServerConn {
                     stream,
-                    addr: addr.into(),
-                    backend_pid: key.0,
-                    backend_secret: key.1,
+                    cancel: std::sync::Arc::new(super::conn::CancelTarget {
+                        addr: addr.clone(),
+                        pid: key.0,
+                        secret: key.1,
+                    }),
+                    addr,
                     reported,
                     applied: Default::default(),
                     applied_version: 0,

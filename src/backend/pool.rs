@@ -61,7 +61,7 @@ impl ServerManager {
         .await?;
         conn.prepared = crate::prepared::ServerStatements::new(self.statements_per_connection);
         conn.generation = self.current_generation();
-        tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.backend_pid, "server connection opened");
+        tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.cancel.pid, "server connection opened");
         Ok(Box::new(conn))
     }
 
@@ -265,7 +265,7 @@ impl PoolInner {
 
     /// Closes a connection and lets a waiter use the freed slot.
     fn close(self: &Arc<Self>, conn: Box<ServerConn>) {
-        tracing::info!(server = %conn.addr, pid = conn.backend_pid, "server connection closed");
+        tracing::info!(server = %conn.addr, pid = conn.cancel.pid, "server connection closed");
         drop(conn);
         self.lock().size -= 1;
         self.wake_retry();
@@ -296,7 +296,7 @@ impl PoolInner {
                 pool: self.clone(),
             }),
             Some(why) => {
-                tracing::debug!(server = %conn.addr, pid = conn.backend_pid, why, "pooled connection not reused");
+                tracing::debug!(server = %conn.addr, pid = conn.cancel.pid, why, "pooled connection not reused");
                 self.close(conn);
                 None
             }

@@ -13,19 +13,13 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// Where a cancel for a client goes right now.
-#[derive(Debug, Clone)]
-pub struct CancelTarget {
-    pub addr: Arc<str>,
-    pub pid: i32,
-    pub secret: i32,
-}
+pub use crate::backend::conn::CancelTarget;
 
 /// What a client's registration holds.
 #[derive(Default)]
 struct SlotState {
-    /// The server it is using, if any.
-    target: Option<CancelTarget>,
+    /// The server it is using, if any (shared with that server connection).
+    target: Option<Arc<CancelTarget>>,
     /// Its task, left by [`CancelHandle::poll_shutdown`].
     waker: Option<Waker>,
 }
@@ -73,7 +67,7 @@ impl CancelRegistry {
     }
 
     /// The server to cancel for a client key, if the key is valid and the client is busy.
-    pub fn target(&self, pid: i32, secret: i32) -> Option<CancelTarget> {
+    pub fn target(&self, pid: i32, secret: i32) -> Option<Arc<CancelTarget>> {
         let entries = lock(&self.entries);
         let (s, slot) = entries.get(&pid)?;
         if *s != secret {
@@ -111,7 +105,7 @@ impl CancelRegistry {
 }
 
 impl CancelHandle {
-    pub fn set(&self, target: Option<CancelTarget>) {
+    pub fn set(&self, target: Option<Arc<CancelTarget>>) {
         lock(&self.slot).target = target;
     }
 
@@ -177,11 +171,11 @@ mod tests {
         let registry = Arc::new(CancelRegistry::default());
         let a = registry.register();
         let b = registry.register();
-        a.set(Some(CancelTarget {
+        a.set(Some(Arc::new(CancelTarget {
             addr: "127.0.0.1:5432".into(),
             pid: 7,
             secret: 9,
-        }));
+        })));
         assert_eq!(registry.target(a.pid, a.secret).map(|t| t.pid), Some(7));
         assert!(
             registry.target(a.pid, a.secret ^ 1).is_none(),

@@ -44,11 +44,7 @@ impl Session {
             }
         }
         conn.applied_version = self.wanted.version;
-        self.cancel.set(Some(CancelTarget {
-            addr: conn.addr.clone(),
-            pid: conn.backend_pid,
-            secret: conn.backend_secret,
-        }));
+        self.cancel.set(Some(conn.cancel.clone()));
         self.input = ServerInput::default();
         self.server = Some(Box::new(Attached {
             conn,
@@ -191,12 +187,7 @@ impl Session {
         if !idle {
             // Closing makes the server roll back; a running query is cancelled first.
             if a.pending > 0 {
-                send_cancel(&CancelTarget {
-                    addr: conn.addr.clone(),
-                    pid: conn.backend_pid,
-                    secret: conn.backend_secret,
-                })
-                .await;
+                send_cancel(&conn.cancel).await;
             }
             tracing::info!(client = %self.label(), server = %conn.addr, "client left mid-transaction: server connection closed");
             pool::discard(conn);

@@ -7,7 +7,7 @@ mod connection;
 mod forward;
 
 use super::aborted::{answer_locally, LocalState};
-use super::cancel::{send_cancel, CancelHandle, CancelTarget};
+use super::cancel::{send_cancel, CancelHandle};
 use super::client_io::ClientIo;
 use super::params::{self, ParamChange, ParamMap};
 use super::routing::{batch_only_reads, decide, Decision, ReadYourWritesState};
@@ -151,7 +151,8 @@ impl Session {
     #[allow(clippy::manual_async_fn)] // on purpose, see the comment below
     pub fn run(mut self) -> impl Future<Output = ()> + Send {
         // Not an `async fn`: rustc would move the argument into a second slot of the future
-        // (352 bytes more per idle client); an async block uses its capture in place.
+        // (the whole session again, per idle client); an async block uses its capture in
+        // place.
         async move {
             // Boxed like every rare path: the future of `run` is most of each idle client's
             // task, and would otherwise keep room for their state (an error is 100 bytes).
