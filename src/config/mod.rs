@@ -2,6 +2,7 @@
 //! model (see `types`), and the `ConfigError` every problem is reported as
 //! (with the line and key path; see `validate`).
 
+mod locate;
 mod types;
 mod validate;
 

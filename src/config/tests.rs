@@ -221,7 +221,7 @@ fn unknown_keys() {
     assert_eq!(err.key_path(), Some(""));
     match err {
         ConfigError::UnknownKey { expected, .. } => {
-            assert_eq!(expected, validate::TOP_LEVEL_KEYS.join(", "));
+            assert_eq!(expected, locate::TOP_LEVEL_KEYS.join(", "));
         }
         other => panic!("not an UnknownKey: {other:?}"),
     }
@@ -233,7 +233,7 @@ fn unknown_keys() {
     assert_eq!(err.key_path(), Some("databases.app"));
     match err {
         ConfigError::UnknownKey { expected, .. } => {
-            assert_eq!(expected, validate::DATABASE_KEYS.join(", "));
+            assert_eq!(expected, locate::DATABASE_KEYS.join(", "));
         }
         other => panic!("not an UnknownKey: {other:?}"),
     }
@@ -254,7 +254,7 @@ fn unknown_keys() {
     );
     match err {
         ConfigError::UnknownKey { expected, hint, .. } => {
-            assert_eq!(expected, validate::USER_KEYS.join(", "));
+            assert_eq!(expected, locate::USER_KEYS.join(", "));
             assert_eq!(hint, "");
         }
         other => panic!("not an UnknownKey: {other:?}"),
