@@ -6,6 +6,7 @@ use super::process::{
     append, chown_postgres, log, pg_bin, pick_port, run, scrub_env, server_cmd, tail,
 };
 use super::{APP_DB, APP_PASSWORD, APP_USER};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -169,6 +170,20 @@ impl PgNode {
         self.psql_db_as(APP_DB, user, password, sql)
     }
 
+    /// psql to `db` on this node's port at `host` (an address or the socket directory) as
+    /// `user`, running `sql`: unaligned, tuples only, stops at the first error.
+    fn psql_cmd(&self, host: &OsStr, user: &str, db: &str, sql: &str) -> Command {
+        let mut c = Command::new(pg_bin().join("psql"));
+        scrub_env(&mut c);
+        c.args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(host)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", user, "-d", db, "-c", sql])
+            .stdin(Stdio::null());
+        c
+    }
+
     /// psql over TCP to `db` as `user` (`password` may be empty).
     pub fn psql_db_as(
         &self,
@@ -177,29 +192,8 @@ impl PgNode {
         password: &str,
         sql: &str,
     ) -> Result<String, String> {
-        let mut c = Command::new(pg_bin().join("psql"));
-        scrub_env(&mut c);
-        c.args([
-            "-X",
-            "-A",
-            "-t",
-            "-w",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-        ])
-        .arg("-p")
-        .arg(self.port.to_string())
-        .arg("-U")
-        .arg(user)
-        .arg("-d")
-        .arg(db)
-        .arg("-c")
-        .arg(sql)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env("PGSSLMODE", "disable")
-        .stdin(Stdio::null());
+        let mut c = self.psql_cmd("127.0.0.1".as_ref(), user, db, sql);
+        c.env("PGCONNECT_TIMEOUT", "10").env("PGSSLMODE", "disable");
         if !password.is_empty() {
             c.env("PGPASSWORD", password);
         }
@@ -217,27 +211,7 @@ impl PgNode {
 
     /// psql as superuser `postgres` through the unix socket (trust).
     pub fn psql_super(&self, db: &str, sql: &str) -> String {
-        let mut c = Command::new(pg_bin().join("psql"));
-        scrub_env(&mut c);
-        c.args([
-            "-X",
-            "-A",
-            "-t",
-            "-w",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "postgres",
-        ])
-        .arg("-h")
-        .arg(&self.node_dir)
-        .arg("-p")
-        .arg(self.port.to_string())
-        .arg("-d")
-        .arg(db)
-        .arg("-c")
-        .arg(sql)
-        .stdin(Stdio::null());
+        let mut c = self.psql_cmd(self.node_dir.as_os_str(), "postgres", db, sql);
         let out = run(&mut c, &format!("psql (postgres) on {}: {sql}", self.name));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
