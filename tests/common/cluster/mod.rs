@@ -32,8 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use temp_root::TempRoot;
 
-/// Password of the `app` role (SCRAM-SHA-256).
-/// Password of the `app` role (SCRAM-SHA-256).
+/// The `app` role (SCRAM-SHA-256 password), owner of database `app`.
 pub const APP_USER: &str = "app";
 pub const APP_PASSWORD: &str = "app_pw";
 pub const APP_DB: &str = "app";
