@@ -34,7 +34,7 @@ fn pgbench_variants() -> Vec<String> {
 fn classify(c: &mut Criterion) {
     let in500 = in_list(500);
     let variants = pgbench_variants();
-    let classifier = Classifier::new(&[], &[], 10_000);
+    let classifier = Classifier::new(&[], &[], 10_000, switchyard::router::cluster_stats());
     let mut g = c.benchmark_group("classify");
     g.throughput(Throughput::Elements(1));
     let mut i = 0;

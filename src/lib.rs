@@ -12,5 +12,6 @@ pub mod net;
 pub mod prepared;
 pub mod protocol;
 pub mod router;
+pub mod stats;
 pub mod topology;
 pub mod util;

@@ -4,11 +4,11 @@
 use super::login::ServerSecret;
 use super::pool;
 use super::pool::{build_pool, checkout_error, Checkout, PoolError, ServerManager, ServerPool};
-use super::stats::RouteStats;
 use crate::config::{Database, LoadBalancing};
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::router::Classifier;
+use crate::stats::ClusterStats;
 use crate::topology::{Policy, Role, Snapshot, Topology};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,7 +35,8 @@ pub struct UserPools {
 pub struct Cluster {
     pub db: Database,
     pub classifier: Classifier,
-    pub stats: RouteStats,
+    /// What this database's requests did (routing, route cache, fencing).
+    pub stats: Arc<ClusterStats>,
     pub topology: Arc<Topology>,
     settings: PoolSettings,
     /// Rotates round-robin choices and tie-breaks.
@@ -53,10 +54,16 @@ impl Cluster {
             max_lag_bytes: db.max_replica_lag_bytes,
             max_lag_ms: db.max_replica_lag_ms,
         };
+        let stats = crate::router::cluster_stats();
         Cluster {
-            classifier: Classifier::new(&db.write_functions, &db.read_only_functions, 10_000),
-            stats: RouteStats::default(),
-            topology: Arc::new(Topology::new(&addrs, policy)),
+            classifier: Classifier::new(
+                &db.write_functions,
+                &db.read_only_functions,
+                10_000,
+                stats.clone(),
+            ),
+            topology: Arc::new(Topology::new(&addrs, policy, stats.clone())),
+            stats,
             generations: Arc::new(addrs.iter().map(|_| AtomicU64::new(0)).collect()),
             db,
             settings,

@@ -8,7 +8,6 @@ pub mod io;
 pub mod login;
 pub mod pool;
 pub mod query;
-pub mod stats;
 
 pub use conn::ServerConn;
 pub use login::{BackendError, ServerSecret};

@@ -1,15 +1,16 @@
 //! The route cache: fingerprint hash -> [`Classification`], in 16 LRU shards each behind its
-//! own `Mutex` so sessions on different threads rarely contend. Hit and miss counters live
-//! inside the shards (updated under the lock already held), so a lookup touches one cache line
-//! set and no shared atomics.
+//! own `Mutex` so sessions on different threads rarely contend. Hits and misses are counted
+//! in the cluster's stats on the stripe of the shard looked up, so threads working on
+//! different shards share no counter cache line.
 
 use super::Classification;
+use crate::stats::ClusterStats;
 use lru::LruCache;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 16;
 
 /// The keys are already well-mixed 64-bit hashes: use them as they are.
 #[derive(Default, Clone, Copy)]
@@ -33,35 +34,33 @@ impl Hasher for KeyHasher {
 
 type Lru = LruCache<u64, Classification, BuildHasherDefault<KeyHasher>>;
 
-struct Shard {
-    lru: Lru,
-    hits: u64,
-    misses: u64,
-}
-
 /// A sharded LRU of classifications keyed by fingerprint hash. Capacity 0 disables caching
 /// (every lookup is a miss and nothing is stored).
 pub(crate) struct RouteCache {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Mutex<Lru>]>,
     capacity: usize,
+    stats: Arc<ClusterStats>,
 }
 
 impl RouteCache {
     /// A cache holding about `capacity` entries in total (rounded up to a multiple of the
     /// shard count, which is smaller than 16 for tiny capacities).
-    pub fn new(capacity: usize) -> RouteCache {
+    pub fn new(capacity: usize, stats: Arc<ClusterStats>) -> RouteCache {
         let n = capacity.clamp(1, SHARDS);
         let per_shard = NonZeroUsize::new(capacity.div_ceil(n)).unwrap_or(NonZeroUsize::MIN);
         let shards = (0..n)
             .map(|_| {
-                Mutex::new(Shard {
-                    lru: LruCache::with_hasher(per_shard, BuildHasherDefault::default()),
-                    hits: 0,
-                    misses: 0,
-                })
+                Mutex::new(LruCache::with_hasher(
+                    per_shard,
+                    BuildHasherDefault::default(),
+                ))
             })
             .collect();
-        RouteCache { shards, capacity }
+        RouteCache {
+            shards,
+            capacity,
+            stats,
+        }
     }
 
     /// The configured total capacity.
@@ -69,53 +68,51 @@ impl RouteCache {
         self.capacity
     }
 
-    fn shard(&self, key: u64) -> MutexGuard<'_, Shard> {
+    fn shard_index(&self, key: u64) -> usize {
         // Bits 32..: hashbrown uses the low bits for buckets and the top 7 for tags.
-        let i = ((key >> 32) as usize) % self.shards.len();
-        let m = &self.shards[i];
+        ((key >> 32) as usize) % self.shards.len()
+    }
+
+    fn shard(&self, i: usize) -> MutexGuard<'_, Lru> {
         // Nothing panics while holding the lock, but a poisoned shard is still usable.
-        m.lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached classification for `key` (promoting it), counting a hit or a miss.
     pub fn get(&self, key: u64) -> Option<Classification> {
-        let mut s = self.shard(key);
-        if self.capacity == 0 {
-            s.misses += 1;
-            return None;
+        let i = self.shard_index(key);
+        let found = if self.capacity == 0 {
+            None
+        } else {
+            self.shard(i).get(&key).copied()
+        };
+        match found {
+            Some(_) => self.stats.route_cache_hits.incr(i),
+            None => self.stats.route_cache_misses.incr(i),
         }
-        match s.lru.get(&key).copied() {
-            Some(c) => {
-                s.hits += 1;
-                Some(c)
-            }
-            None => {
-                s.misses += 1;
-                None
-            }
-        }
+        found
     }
 
     /// Stores `c` under `key`, evicting the shard's least recently used entry if full.
     pub fn put(&self, key: u64, c: Classification) {
         if self.capacity > 0 {
-            self.shard(key).lru.put(key, c);
+            self.shard(self.shard_index(key)).put(key, c);
         }
     }
 
     /// Total hits and misses since creation.
     pub fn stats(&self) -> (u64, u64) {
-        self.shards.iter().fold((0, 0), |(h, m), s| {
-            let s = s.lock().unwrap_or_else(|e| e.into_inner());
-            (h + s.hits, m + s.misses)
-        })
+        (
+            self.stats.route_cache_hits.get(),
+            self.stats.route_cache_misses.get(),
+        )
     }
 
     /// Number of cached entries.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).lru.len())
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
             .sum()
     }
 }
@@ -135,7 +132,7 @@ mod tests {
 
     #[test]
     fn counts_hits_and_misses() {
-        let cache = RouteCache::new(100);
+        let cache = RouteCache::new(100, crate::router::cluster_stats());
         assert_eq!(cache.get(42), None);
         cache.put(42, c(Kind::Write));
         assert_eq!(cache.get(42), Some(c(Kind::Write)));
@@ -146,12 +143,12 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_within_capacity() {
-        let cache = RouteCache::new(32);
+        let cache = RouteCache::new(32, crate::router::cluster_stats());
         for k in 0..10_000u64 {
             cache.put(k.wrapping_mul(0x9e37_79b9_7f4a_7c15), c(Kind::Read));
         }
         assert!(cache.len() <= 32, "{}", cache.len());
-        let tiny = RouteCache::new(1);
+        let tiny = RouteCache::new(1, crate::router::cluster_stats());
         tiny.put(1, c(Kind::Read));
         tiny.put(2, c(Kind::Write));
         assert_eq!(tiny.get(1), None);
@@ -160,7 +157,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_disables_caching() {
-        let cache = RouteCache::new(0);
+        let cache = RouteCache::new(0, crate::router::cluster_stats());
         cache.put(7, c(Kind::Read));
         assert_eq!(cache.get(7), None);
         assert_eq!(cache.stats(), (0, 1));

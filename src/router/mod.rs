@@ -10,10 +10,14 @@
 mod cache;
 mod classify;
 mod fingerprint;
+mod route_counts;
 
 pub use fingerprint::{fingerprint, Fingerprint};
+pub use route_counts::{count_route, route_counts, ROUTE_COUNTER_SHAPE};
 
+use crate::stats::ClusterStats;
 use std::fmt;
+use std::sync::Arc;
 
 /// Where a request may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,6 +195,12 @@ impl Classification {
     }
 }
 
+/// A database's stats, shaped for the router's counters (route reasons, cache shards).
+pub fn cluster_stats() -> Arc<ClusterStats> {
+    let (targets, slots) = ROUTE_COUNTER_SHAPE;
+    Arc::new(ClusterStats::new(targets, slots, cache::SHARDS))
+}
+
 /// Classifies query strings, with a fingerprint-keyed LRU cache. Shareable across threads.
 pub struct Classifier {
     functions: classify::Functions,
@@ -201,15 +211,17 @@ impl Classifier {
     /// `write_functions` add to the built-in list of functions with side effects;
     /// `read_only_functions` remove names from it. Names are case-insensitive and match a
     /// call by its last name part (`public.nextval` matches `nextval`) or by the full
-    /// qualified name as configured. `cache_capacity` 0 disables the cache.
+    /// qualified name as configured. `cache_capacity` 0 disables the cache. Its hits and
+    /// misses are counted in `stats`.
     pub fn new(
         write_functions: &[String],
         read_only_functions: &[String],
         cache_capacity: usize,
+        stats: Arc<ClusterStats>,
     ) -> Classifier {
         Classifier {
             functions: classify::Functions::new(write_functions, read_only_functions),
-            cache: cache::RouteCache::new(cache_capacity),
+            cache: cache::RouteCache::new(cache_capacity, stats),
         }
     }
 
@@ -244,7 +256,7 @@ impl Classifier {
 impl Default for Classifier {
     /// Built-in write functions only, 10,000 cache entries.
     fn default() -> Classifier {
-        Classifier::new(&[], &[], 10_000)
+        Classifier::new(&[], &[], 10_000, cluster_stats())
     }
 }
 
@@ -268,7 +280,7 @@ mod tests {
             "pg_try_advisory_lock".to_string(),
             "public.currval".to_string(),
         ];
-        Classifier::new(&w, &r, 100)
+        Classifier::new(&w, &r, 100, super::cluster_stats())
     }
 
     /// One case per line: `sql => Kind | reason`.

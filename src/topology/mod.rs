@@ -11,8 +11,8 @@ pub use state::{Exclusion, HostState, Role, Snapshot};
 use crate::backend::login::{connect, LoginParams, ServerSecret};
 use crate::backend::query::{parse_lsn, query_row};
 use crate::backend::ServerConn;
+use crate::stats::ClusterStats;
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -21,8 +21,8 @@ use tokio::sync::watch;
 pub struct Topology {
     tx: watch::Sender<Arc<Snapshot>>,
     policy: Policy,
-    /// Hosts fenced because another primary won (a counter for metrics).
-    pub fenced_total: AtomicU64,
+    /// Where fencings are counted.
+    stats: Arc<ClusterStats>,
     /// Asks the checker for a round now (a connection failed: don't wait for the interval).
     check_now: tokio::sync::Notify,
 }
@@ -46,12 +46,12 @@ const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
           ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0)::bigint END";
 
 impl Topology {
-    pub fn new(hosts: &[String], policy: Policy) -> Topology {
+    pub fn new(hosts: &[String], policy: Policy, stats: Arc<ClusterStats>) -> Topology {
         let (tx, _) = watch::channel(Arc::new(Snapshot::new(hosts)));
         Topology {
             tx,
             policy,
-            fenced_total: AtomicU64::new(0),
+            stats,
             check_now: tokio::sync::Notify::new(),
         }
     }
@@ -158,7 +158,7 @@ impl Topology {
         for (old, new) in prev.hosts.iter().zip(&next.hosts) {
             if old.role != new.role || old.excluded != new.excluded {
                 if new.role == Role::Fenced {
-                    self.fenced_total.fetch_add(1, Ordering::Relaxed);
+                    self.stats.hosts_fenced.incr();
                     tracing::error!(server = %new.addr, timeline = new.timeline, "FENCED: host claims to be primary but another primary is on a higher timeline; it gets no traffic until rebuilt");
                 } else {
                     tracing::info!(host = %new.describe(), from = ?old.role, "topology changed");

@@ -72,7 +72,7 @@ impl Session {
                 Target::Replica => match cluster.checkout_read(pools, order).await {
                     Some(c) => Ok(c),
                     None => {
-                        cluster.stats.fallback();
+                        cluster.stats.reads_on_primary.incr();
                         d.target = Target::Primary;
                         cluster.checkout_primary(pools).await
                     }

@@ -392,9 +392,11 @@ impl Session {
                         );
                         let attached = self.attach(d).await;
                         if let Some(a) = &self.server {
-                            self.cluster
-                                .stats
-                                .count(a.decision.target, a.decision.reason);
+                            crate::router::count_route(
+                                &self.cluster.stats.routes,
+                                a.decision.target,
+                                &a.decision.reason,
+                            );
                         }
                         if let Err(e) = attached {
                             tracing::debug!(client = %self.label(), error = %e, "attach failed");

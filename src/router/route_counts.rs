@@ -1,10 +1,8 @@
-//! Routing counters of one cluster: requests per (target, reason), and reads that had to go
-//! to the primary because no replica was usable.
+//! The router's side of the routing counters kept in [`RouteCounters`]: which counter slot
+//! each reason has, counting a decision, and turning the counts back into names for reports.
 
-use crate::router::{Reason, Target};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use super::{Reason, Target};
+use crate::stats::RouteCounters;
 
 /// Every reason that carries no data, the most frequent first: each has a plain counter per
 /// target, so counting a request takes one atomic add and no lock.
@@ -40,6 +38,13 @@ const SIMPLE: [Reason; 28] = [
 ];
 
 const TARGETS: [Target; 2] = [Target::Primary, Target::Replica];
+
+/// The shape of the counters [`count_route`] fills: (targets, reason slots).
+pub const ROUTE_COUNTER_SHAPE: (usize, usize) = (TARGETS.len(), SIMPLE.len());
+
+fn target_index(t: Target) -> usize {
+    usize::from(t == Target::Replica)
+}
 
 /// The index of a reason in `SIMPLE` (None: it carries data). Exhaustive, so a new reason
 /// must be given a place here.
@@ -77,64 +82,30 @@ fn slot(r: &Reason) -> Option<usize> {
     })
 }
 
-pub struct RouteStats {
-    /// Requests per (target, reason without data), indexed by target then `SIMPLE`.
-    simple: [[AtomicU64; SIMPLE.len()]; TARGETS.len()],
-    /// Requests whose reason carries data (a write function's name).
-    named: Mutex<HashMap<(Target, Reason), u64>>,
-    /// Reads meant for a replica that went to the primary (no replica usable or caught up).
-    pub reads_on_primary: AtomicU64,
-}
-
-impl Default for RouteStats {
-    fn default() -> Self {
-        RouteStats {
-            simple: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            named: Mutex::default(),
-            reads_on_primary: AtomicU64::new(0),
-        }
+/// Counts one routing decision: one atomic add for a reason without data; a reason that
+/// carries a name (or a slot the counters lack) is counted by its text.
+pub fn count_route(counters: &RouteCounters, target: Target, reason: &Reason) {
+    let t = target_index(target);
+    let counted = slot(reason).is_some_and(|i| counters.add(t, i));
+    if !counted {
+        counters.add_named(t, &reason.to_string());
     }
 }
 
-impl RouteStats {
-    pub fn count(&self, target: Target, reason: Reason) {
-        let t = usize::from(target == Target::Replica);
-        // A slot beyond `SIMPLE` (a reason given a place in `slot` but not listed) is
-        // counted by name rather than indexing out of bounds.
-        match slot(&reason).and_then(|i| self.simple[t].get(i)) {
-            Some(n) => {
-                n.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                let mut m = self.named.lock().unwrap_or_else(|p| p.into_inner());
-                *m.entry((target, reason)).or_insert(0) += 1;
-            }
+/// (target, reason text, count) for every non-zero count, sorted, for reports and tests.
+pub fn route_counts(counters: &RouteCounters) -> Vec<(Target, String, u64)> {
+    let mut v: Vec<(Target, String, u64)> = counters
+        .named_counts()
+        .into_iter()
+        .filter_map(|(t, name, n)| Some((*TARGETS.get(t)?, name, n)))
+        .collect();
+    for (t, i, n) in counters.slot_counts() {
+        if let (Some(t), Some(r)) = (TARGETS.get(t), SIMPLE.get(i)) {
+            v.push((*t, r.to_string(), n));
         }
     }
-
-    /// (target, reason text, count), sorted, for reports and tests.
-    pub fn snapshot(&self) -> Vec<(Target, String, u64)> {
-        let mut v: Vec<_> = {
-            let m = self.named.lock().unwrap_or_else(|p| p.into_inner());
-            m.iter()
-                .map(|((t, r), n)| (*t, r.to_string(), *n))
-                .collect()
-        };
-        for (t, counts) in TARGETS.iter().zip(&self.simple) {
-            for (r, n) in SIMPLE.iter().zip(counts) {
-                let n = n.load(Ordering::Relaxed);
-                if n > 0 {
-                    v.push((*t, r.to_string(), n));
-                }
-            }
-        }
-        v.sort_by(|a, b| (format!("{:?}", a.0), &a.1).cmp(&(format!("{:?}", b.0), &b.1)));
-        v
-    }
-
-    pub fn fallback(&self) {
-        self.reads_on_primary.fetch_add(1, Ordering::Relaxed);
-    }
+    v.sort_by(|a, b| (format!("{:?}", a.0), &a.1).cmp(&(format!("{:?}", b.0), &b.1)));
+    v
 }
 
 #[cfg(test)]
@@ -143,15 +114,17 @@ mod tests {
 
     #[test]
     fn counts_simple_and_named_reasons() {
-        let s = RouteStats::default();
-        s.count(Target::Primary, Reason::PrimaryOnly);
-        s.count(Target::Primary, Reason::PrimaryOnly);
-        s.count(Target::Replica, Reason::ReadOnlySelect);
-        s.count(
+        let (targets, slots) = ROUTE_COUNTER_SHAPE;
+        let s = RouteCounters::new(targets, slots);
+        count_route(&s, Target::Primary, &Reason::PrimaryOnly);
+        count_route(&s, Target::Primary, &Reason::PrimaryOnly);
+        count_route(&s, Target::Replica, &Reason::ReadOnlySelect);
+        count_route(
+            &s,
             Target::Primary,
-            Reason::WriteFunction(crate::router::FunctionName::new("nextval")),
+            &Reason::WriteFunction(crate::router::FunctionName::new("nextval")),
         );
-        let snap = s.snapshot();
+        let snap = route_counts(&s);
         let n = |t: Target, what: &str| {
             snap.iter()
                 .find(|(tt, r, _)| *tt == t && r.contains(what))
