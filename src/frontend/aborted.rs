@@ -4,10 +4,10 @@
 //! is aborted, and ROLLBACK/COMMIT end it (COMMIT reports ROLLBACK, as Postgres does).
 
 use super::client_io::ClientIo;
-use super::sql_lexer::{statements, tokens, Token};
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
+use crate::router::statement_text::{statements, tokens, Token};
 use bytes::BytesMut;
 
 #[derive(Default)]

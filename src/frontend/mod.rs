@@ -12,6 +12,5 @@ pub mod params;
 pub mod routing;
 pub mod server_input;
 pub mod session;
-pub mod sql_lexer;
 
 pub use login::handle_client;

@@ -3,7 +3,7 @@
 //! brings a server connection in line with a client, and spotting SET/RESET/DISCARD in SQL.
 
 pub use super::param_map::{ParamMap, ParamValue, SharedMaps};
-use super::sql_lexer::{statements, tokens, Token};
+use crate::router::statement_text::{statements, tokens, Token};
 
 /// A client's wanted parameters with a version: a server connection whose applied version
 /// equals it needs no comparison. Versions are random 64-bit values (at login, a keyed hash
@@ -187,7 +187,10 @@ fn quote_name(name: &str) -> String {
 
 /// Cheap test: can this query text hold a session-level SET/RESET/DISCARD at all?
 pub fn may_change_params(sql: &str) -> bool {
-    super::sql_lexer::statement_starts_any(sql.as_bytes(), &[b"set", b"reset", b"discard"])
+    crate::router::statement_text::statement_starts_any(
+        sql.as_bytes(),
+        &[b"set", b"reset", b"discard"],
+    )
 }
 
 /// The session-level parameter changes made by the statements in `sql`, in order.
@@ -281,15 +284,15 @@ fn statement_change(stmt: &str) -> Option<ParamChange> {
 }
 
 /// Completes a `prefix.name` custom parameter name.
-fn dotted(mut name: String, t: &mut super::sql_lexer::Tokens<'_>) -> String {
-    let mut probe = super::sql_lexer::Tokens::clone_at(t);
+fn dotted(mut name: String, t: &mut crate::router::statement_text::Tokens<'_>) -> String {
+    let mut probe = t.clone();
     while let Some(Token::Punct(b'.')) = probe.next() {
         match probe.next().and_then(name_of) {
             Some(part) => {
                 name.push('.');
                 name.push_str(&part);
-                *t = super::sql_lexer::Tokens::clone_at(&probe);
-                probe = super::sql_lexer::Tokens::clone_at(t);
+                *t = probe.clone();
+                probe = t.clone();
             }
             None => break,
         }

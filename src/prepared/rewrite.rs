@@ -6,10 +6,10 @@
 use super::expect::{Expect, ExpectQueue, CLOSE_COMPLETE, PARSE_COMPLETE};
 use super::registry::{ClientStatements, Registry, StatementInfo};
 use super::server_set::ServerStatements;
-use crate::frontend::sql_lexer::{statements, tokens, Token};
 use crate::protocol::frame::{read_cstr, HEADER_LEN};
 use crate::protocol::messages::{write_message, PgError};
 use crate::protocol::SqlState;
+use crate::router::statement_text::{statements, tokens, Token};
 use bytes::{BufMut, BytesMut};
 use std::sync::Arc;
 
@@ -272,7 +272,7 @@ fn first_words(stmt: &str) -> (Option<String>, Option<String>) {
 
 /// `DISCARD ALL` or `DEALLOCATE [PREPARE] ALL` among the statements of a query.
 fn clears_statements(sql: &[u8]) -> bool {
-    if !crate::frontend::sql_lexer::statement_starts_any(sql, &[b"discard", b"dealloc"]) {
+    if !crate::router::statement_text::statement_starts_any(sql, &[b"discard", b"dealloc"]) {
         return false;
     }
     let Ok(sql) = std::str::from_utf8(sql) else {
@@ -306,7 +306,7 @@ pub enum SqlPrepared {
 /// Recognises a single-statement `PREPARE`, `EXECUTE` or `DEALLOCATE name`.
 pub fn sql_prepared(sql: &str) -> Option<SqlPrepared> {
     let b = sql.as_bytes();
-    let head = crate::frontend::sql_lexer::skip_space(sql).as_bytes();
+    let head = crate::router::statement_text::skip_space(sql).as_bytes();
     let starts = |w: &[u8]| head.len() >= w.len() && head[..w.len()].eq_ignore_ascii_case(w);
     if !(starts(b"prepare") || starts(b"execute") || starts(b"deallocate")) || b.is_empty() {
         return None;

@@ -18,7 +18,8 @@
 //! without ANALYZE), so only EXPLAIN of a read is Read; a string with several statements is
 //! Read only if all are Read (Neutral if all are Neutral), otherwise Write.
 
-use super::fingerprint::{Lexer, Tok};
+use super::lexer::{Lexer, Tok};
+use super::statement_text::statements;
 use super::{Classification, FunctionName, Kind, Reason, Target};
 use sqlparser::ast::{CopySource, CopyTarget, Query, SetExpr, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
@@ -104,7 +105,7 @@ pub(crate) fn classify(sql: &str, hint: Option<Target>, f: &Functions) -> Classi
 }
 
 fn classify_string(sql: &str, f: &Functions) -> (Kind, Reason) {
-    let stmts = split(sql);
+    let stmts = statements(sql);
     match stmts.as_slice() {
         [] => return (Kind::Neutral, Reason::EmptyQuery),
         [one] => return statement(one, f),
@@ -139,34 +140,6 @@ fn classify_string(sql: &str, f: &Functions) -> (Kind, Reason) {
     } else {
         (Kind::Write, Reason::MultiStatementWrite)
     }
-}
-
-/// Splits at top-level semicolons (outside quotes, comments and parentheses), dropping
-/// statements that hold no tokens.
-fn split(sql: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = None;
-    let mut depth = 0usize;
-    for t in Lexer::new(sql) {
-        if t.kind == Tok::Punct {
-            match sql.as_bytes().get(t.start) {
-                Some(b'(') => depth += 1,
-                Some(b')') => depth = depth.saturating_sub(1),
-                Some(b';') if depth == 0 => {
-                    if let Some(s) = start.take() {
-                        out.push(sql.get(s..t.start).unwrap_or(""));
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        start.get_or_insert(t.start);
-    }
-    if let Some(s) = start {
-        out.push(sql.get(s..).unwrap_or(""));
-    }
-    out
 }
 
 /// One statement: the keyword pre-check, else the token scan and sqlparser.

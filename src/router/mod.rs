@@ -4,13 +4,17 @@
 //! session state. [`Classifier`] owns the write-function list and a route cache keyed by the
 //! query's fingerprint (literals and parameters stripped), so sqlparser runs only on a miss.
 //!
-//! Submodules: `fingerprint` (lexer, hints, cache key), `classify` (keyword pre-check,
-//! sqlparser analysis, function lists), `cache` (sharded LRU).
+//! Submodules: `lexer` (the one SQL lexer, hint comments), `statement_text` (statement
+//! splitting and leading tokens, also used by the session and prepared-statement layers),
+//! `fingerprint` (cache key), `classify` (keyword pre-check, sqlparser analysis, function
+//! lists), `cache` (sharded LRU), `route_counts` (the names of the routing counters).
 
 mod cache;
 mod classify;
 mod fingerprint;
+mod lexer;
 mod route_counts;
+pub mod statement_text;
 
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use route_counts::{count_route, route_counts, ROUTE_COUNTER_SHAPE};
