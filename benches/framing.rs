@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use switchyard::frontend::params::scan_changes;
+use switchyard::params::scan_changes;
 use switchyard::protocol::frame::Frames;
 
 fn data_rows(n: usize) -> Vec<u8> {

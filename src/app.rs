@@ -32,7 +32,7 @@ pub struct App {
     /// Keys the versions of login-time session settings (see `params::Wanted::new`).
     pub param_versions: std::collections::hash_map::RandomState,
     /// Recent clients' login settings, shared by clients that log in with the same.
-    pub startup_maps: crate::frontend::params::SharedMaps,
+    pub startup_maps: crate::params::SharedMaps,
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod config;
 pub mod frontend;
 pub mod net;
+pub mod params;
 pub mod prepared;
 pub mod protocol;
 pub mod router;

@@ -2,7 +2,7 @@
 //! the parameter values it reported, the session settings applied on it for clients, and
 //! whether it is still clean enough to reuse.
 
-use crate::frontend::params::ParamMap;
+use crate::params::ParamMap;
 use crate::prepared::{ExpectQueue, ServerStatements};
 use std::collections::HashMap;
 use std::sync::Arc;

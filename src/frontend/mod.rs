@@ -7,8 +7,6 @@ pub mod auth;
 pub mod cancel;
 pub mod client_io;
 pub mod login;
-pub mod param_map;
-pub mod params;
 pub mod routing;
 pub mod server_input;
 pub mod session;

@@ -3,9 +3,9 @@
 //! ErrorResponse, ParameterStatus and CommandComplete are looked at. A server FATAL is held
 //! back so the session can report it as an ERROR and keep the client.
 
-use super::params::{apply_change, fresh_version, is_tracked_report, ParamMap, ParamValue, Wanted};
 use super::session::Attached;
 use crate::backend::io::SERVER_MAX_FRAME;
+use crate::params::{apply_change, fresh_version, is_tracked_report, ParamMap, ParamValue, Wanted};
 use crate::prepared::expect::Action;
 use crate::prepared::StatementInfo;
 use crate::protocol::backend_msgs::{command_tag, error_fields, parameter_status, ready_status};
