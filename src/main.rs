@@ -5,8 +5,8 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use switchyard::app::App;
+use switchyard::app::Server;
 use switchyard::config::Config;
-use switchyard::net::Server;
 
 /// jemalloc rather than glibc's malloc: tokio aligns each task and each socket's registration
 /// to 128 bytes, which glibc serves by over-allocating and splitting (idle clients cost

@@ -12,7 +12,7 @@ use common::proxy;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchyard::net::Server;
+use switchyard::app::Server;
 use switchyard::topology::{Exclusion, Role, Snapshot};
 use tokio::sync::Mutex;
 

@@ -53,7 +53,7 @@ async fn hundred_clients_with_named_statements_over_five_connections() {
     for t in tasks {
         t.await.expect("client task");
     }
-    let registry = server.app.statements.len();
+    let registry = server.app.statements().len();
     assert!(
         registry >= 55,
         "shared statements are registered once: {registry}"
@@ -61,7 +61,7 @@ async fn hundred_clients_with_named_statements_over_five_connections() {
     server.stop().await;
 }
 
-async fn stmt_on_fresh_connection(server: &switchyard::net::Server) -> Raw {
+async fn stmt_on_fresh_connection(server: &switchyard::app::Server) -> Raw {
     Raw::login(server.addr, APP_USER, APP_PASSWORD, APP_DB).await
 }
 

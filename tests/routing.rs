@@ -12,7 +12,7 @@ use common::proxy;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use switchyard::net::Server;
+use switchyard::app::Server;
 use tokio_postgres::SimpleQueryMessage;
 
 fn cluster() -> &'static PgCluster {

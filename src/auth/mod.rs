@@ -5,13 +5,16 @@
 //!
 //! * [`scram`]: server side of SCRAM-SHA-256 (no channel binding).
 //! * [`md5`]: PostgreSQL's legacy `md5` password exchange.
+//! * [`users`]: every configured user's secrets, for clients and for servers.
 
 pub mod md5;
 pub mod scram;
+pub mod users;
 
 use std::fmt;
 
 pub use self::scram::{ScramExchange, ScramSuccess, ScramVerifier};
+pub use self::users::{ServerSecret, Users};
 
 /// Why a client's authentication attempt failed, or why a configured secret
 /// is unusable.

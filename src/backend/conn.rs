@@ -2,23 +2,15 @@
 //! the parameter values it reported, the session settings applied on it for clients, and
 //! whether it is still clean enough to reuse.
 
+use super::cancel::CancelTarget;
+use crate::net::Stream;
 use crate::params::ParamMap;
 use crate::prepared::{ExpectQueue, ServerStatements};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::net::TcpStream;
-
-/// Where a CancelRequest for a server connection goes: its address and backend key. Shared
-/// (an `Arc`) with the cancel registration of the client using the connection.
-#[derive(Debug)]
-pub struct CancelTarget {
-    pub addr: Arc<str>,
-    pub pid: i32,
-    pub secret: i32,
-}
 
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// "host:port" this connection goes to.
     pub addr: std::sync::Arc<str>,
     /// Its backend key (BackendKeyData), with its address.
@@ -67,10 +59,6 @@ impl ServerConn {
 
     /// True when the socket has no unread bytes and is not closed (checked without blocking).
     pub fn is_quiet(&self) -> bool {
-        let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-            Ok(_) => false,
-        }
+        self.stream.is_quiet()
     }
 }

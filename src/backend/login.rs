@@ -3,7 +3,9 @@
 //! ReadyForQuery.
 
 use super::conn::ServerConn;
-use super::io::read_frame;
+use super::server_frames::read_frame;
+use crate::auth::ServerSecret;
+use crate::net::Stream;
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::messages::{PgError, Severity};
@@ -14,28 +16,6 @@ use postgres_protocol::message::frontend;
 use std::collections::HashMap;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-/// What Switchyard can prove to a server for a user.
-#[derive(Clone)]
-pub enum ServerSecret {
-    Password(String),
-    /// The hex digest of md5(password || user), enough for md5 server auth.
-    Md5Digest(String),
-    /// Only a SCRAM verifier is configured: works for trust and md5-less servers only.
-    None,
-}
-
-impl std::fmt::Debug for ServerSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ServerSecret::Password(_) => "Password(..)",
-            ServerSecret::Md5Digest(_) => "Md5Digest(..)",
-            ServerSecret::None => "None",
-        })
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum BackendError {
@@ -89,15 +69,14 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
         addr: addr.clone(),
         source,
     };
-    let mut stream = TcpStream::connect(p.addr).await.map_err(io_err)?;
-    stream.set_nodelay(true).map_err(io_err)?;
+    let mut stream = Stream::connect(p.addr).await.map_err(io_err)?;
     let mut out = BytesMut::new();
     let mut params = vec![("user", p.user), ("database", p.dbname)];
     if let Some(name) = p.application_name {
         params.push(("application_name", name));
     }
     frontend::startup_message(params, &mut out).map_err(io_err)?;
-    stream.write_all(&out).await.map_err(io_err)?;
+    stream.send_all(&out).await.map_err(io_err)?;
 
     let proto = |why: &str| BackendError::Protocol {
         addr: addr.clone(),
@@ -179,7 +158,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
                         )))
                     }
                 }
-                stream.write_all(&out).await.map_err(io_err)?;
+                stream.send_all(&out).await.map_err(io_err)?;
             }
             b'S' => {
                 if let Some((n, v)) = parameter_status(&frame) {
@@ -204,7 +183,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
                 let addr: std::sync::Arc<str> = addr.into();
                 return Ok(ServerConn {
                     stream,
-                    cancel: std::sync::Arc::new(super::conn::CancelTarget {
+                    cancel: std::sync::Arc::new(super::cancel::CancelTarget {
                         addr: addr.clone(),
                         pid: key.0,
                         secret: key.1,

@@ -1,14 +1,16 @@
 //! Server side: one connection to PostgreSQL (connect, login, ParameterStatus, state flags),
-//! reading whole frames from it, and the pools of such connections keyed by
-//! (database, user, host), with direct hand-off to waiting checkouts.
+//! Switchyard's own queries and cancel requests on it, and the pools of such connections,
+//! one per (database, user, host), with direct hand-off to waiting checkouts. Which host to
+//! ask is the topology's business (one layer up).
 
-pub mod cluster;
+pub mod cancel;
 pub mod conn;
-pub mod io;
 pub mod login;
+pub mod own_queries;
 pub mod pool;
-pub mod query;
+pub mod server_frames;
 
+pub use cancel::{send_cancel, CancelTarget};
 pub use conn::ServerConn;
-pub use login::{BackendError, ServerSecret};
+pub use login::BackendError;
 pub use pool::{Checkout, ServerPool};

@@ -11,7 +11,8 @@
 //! with waiters is one lock and a hand-off, and a waiting checkout arms its timer once.
 
 use super::conn::ServerConn;
-use super::login::{connect, BackendError, LoginParams, ServerSecret};
+use super::login::{connect, BackendError, LoginParams};
+use crate::auth::ServerSecret;
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::util::coarse_clock;
@@ -19,6 +20,16 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// Timeouts that shape every pool of a cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub checkout_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub lifetime: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub statements_per_connection: usize,
+}
 
 /// Everything needed to open connections for one (database, user, host).
 pub struct ServerManager {

@@ -1,6 +1,7 @@
 //! The client socket with its buffers: reading the startup packet and single frames during
 //! login, and flushing what Switchyard writes.
 
+use crate::net::Stream;
 use crate::protocol::frame::{complete_frame, peek_header};
 use crate::protocol::messages::PgError;
 use crate::protocol::startup::{self, StartupPacket};
@@ -9,10 +10,9 @@ use crate::util::buffers::BufferSet;
 use bytes::{Buf, BytesMut};
 use std::io;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 pub struct ClientIo {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// Client input (`cin`), Switchyard's own messages to the client (`cout`, sent by
     /// [`ClientIo::flush`]) and, in a session, the server side's buffers; none while idle.
     pub bufs: BufferSet,
@@ -33,7 +33,7 @@ impl From<io::Error> for ReadError {
 }
 
 impl ClientIo {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Stream) -> Self {
         ClientIo {
             stream,
             bufs: BufferSet::default(),
@@ -108,7 +108,7 @@ impl ClientIo {
     pub async fn flush(&mut self) -> io::Result<()> {
         let out = &mut self.bufs.get().cout;
         if !out.is_empty() {
-            crate::util::socket::write_all(&self.stream, out).await?;
+            self.stream.send_all(out).await?;
             out.clear();
         }
         Ok(())

@@ -2,11 +2,12 @@
 //! CancelRequest forwarded, StartupMessage checked, the user authenticated, the database
 //! found; then the session takes over.
 
-use super::auth::{authenticate, AuthFailure};
-use super::cancel::send_cancel;
+use super::authenticate::{authenticate, AuthFailure};
 use super::client_io::{ClientIo, ReadError};
 use super::session::Session;
-use crate::app::App;
+use super::Shared;
+use crate::backend::send_cancel;
+use crate::net::Stream;
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::startup::StartupPacket;
 use crate::protocol::SqlState;
@@ -14,19 +15,18 @@ use futures_util::future::{Either, FutureExt};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 /// Serves one client connection until it ends; never panics on client input.
 pub fn handle_client(
-    app: Arc<App>,
-    stream: TcpStream,
+    shared: Arc<Shared>,
+    stream: Stream,
     peer: SocketAddr,
 ) -> impl Future<Output = ()> + Send {
     // The login is boxed: what it needs is freed once it is done. The session then moves
     // straight into the future of `run`, which takes the login's place: an `async fn` here
     // would keep a slot for the session beside that future (rustc keeps moved-from locals
     // of an async body), and this task is what every idle client costs.
-    Box::pin(open_session(app, stream, peer)).then(|session| match session {
+    Box::pin(open_session(shared, stream, peer)).then(|session| match session {
         Some(session) => Either::Left(session.run()),
         None => Either::Right(std::future::ready(())),
     })
@@ -34,14 +34,11 @@ pub fn handle_client(
 
 /// Startup and authentication: the session of a logged-in client, or None once the
 /// connection is done.
-async fn open_session(app: Arc<App>, stream: TcpStream, peer: SocketAddr) -> Option<Session> {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, error = %e, "set_nodelay failed");
-    }
+async fn open_session(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) -> Option<Session> {
     let mut io = ClientIo::new(stream);
-    let timeout = app.config().client_login_timeout();
+    let timeout = shared.config.client_login_timeout();
     // Boxed: the login's state is freed once it is done, so an idle session stays small.
-    let started = tokio::time::timeout(timeout, Box::pin(startup(&app, &mut io, peer))).await;
+    let started = tokio::time::timeout(timeout, Box::pin(startup(&shared, &mut io, peer))).await;
     let (user, database, params) = match started {
         Ok(Some(login)) => login,
         Ok(None) => return None,
@@ -55,7 +52,7 @@ async fn open_session(app: Arc<App>, stream: TcpStream, peer: SocketAddr) -> Opt
             return None;
         }
     };
-    let Some(cluster) = app.cluster(&database) else {
+    let Some(cluster) = shared.cluster(&database) else {
         tracing::info!(%peer, %user, %database, "unknown database");
         io.send_error(&PgError::fatal(
             SqlState::INVALID_CATALOG_NAME,
@@ -65,12 +62,12 @@ async fn open_session(app: Arc<App>, stream: TcpStream, peer: SocketAddr) -> Opt
         return None;
     };
     tracing::info!(%peer, %user, %database, "client logged in");
-    Some(Session::new(app, io, cluster, &user, &params))
+    Some(Session::new(shared, io, cluster, &user, &params))
 }
 
 /// Negotiates and authenticates; returns (user, database) or None once the connection is done.
 async fn startup(
-    app: &App,
+    shared: &Shared,
     io: &mut ClientIo,
     peer: SocketAddr,
 ) -> Option<(String, String, Vec<(String, String)>)> {
@@ -90,7 +87,7 @@ async fn startup(
                 io.flush().await.ok()?;
             }
             Ok(StartupPacket::Cancel { pid, secret }) => {
-                if let Some(target) = app.cancels.target(pid, secret) {
+                if let Some(target) = shared.clients.target(pid, secret) {
                     send_cancel(&target).await;
                 } else {
                     tracing::debug!(%peer, "cancel request for an unknown key ignored");
@@ -126,7 +123,7 @@ async fn startup(
     let database = get("database")
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| user.clone());
-    match authenticate(io, app, &user).await {
+    match authenticate(io, shared, &user).await {
         Ok(()) => {}
         Err(AuthFailure::Fatal(e)) => {
             tracing::info!(%peer, %user, error = %e, "client authentication failed");
@@ -153,11 +150,13 @@ mod tests {
         let text = "listen = \"127.0.0.1:0\"\n[[users]]\nname = \"u\"\npassword = \"p\"\n\
                     [databases.d]\nhosts = [\"127.0.0.1:1\"]\n";
         let config = crate::config::Config::from_toml_str(text).expect("config");
-        let app = App::new(config).expect("app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = crate::app::App::new(config).expect("app");
+        let listener = crate::net::Listener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let fut = handle_client(app, stream, addr);
+        let stream = Stream::connect(addr).await.unwrap();
+        let fut = handle_client(app.shared().clone(), stream, addr);
         let size = std::mem::size_of_val(&fut);
         // 976 bytes at first; 752 once the idle wait and the error paths were slimmed; 248
         // with the session moved into `run`, one boxed buffer set, boxed statement names and

@@ -1,14 +1,16 @@
-//! One client session: the startup packet (SSL/GSS refused for now, cancel requests),
-//! authentication, login, then the request loop that attaches server connections according
-//! to the pool mode and keeps the client's session parameters in place on each of them.
+//! The client side: from accept to an authenticated session (startup packet, SSL/GSS refused
+//! for now, cancel requests, authentication), then the session's request loop, which
+//! attaches server connections according to the pool mode and keeps the client's session
+//! parameters in place on each of them, and the answers made without a server.
 
-pub mod aborted;
-pub mod auth;
-pub mod cancel;
+pub mod authenticate;
 pub mod client_io;
+pub mod clients;
+pub mod local_answers;
 pub mod login;
-pub mod routing;
-pub mod server_input;
+pub mod route_request;
 pub mod session;
+pub mod shared;
 
 pub use login::handle_client;
+pub use shared::Shared;

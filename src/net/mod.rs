@@ -1,6 +1,8 @@
-//! The client listener: accepts connections and runs one session task per client; on
-//! shutdown it stops accepting and waits (bounded) for sessions to finish.
+//! Sockets: the one stream type every layer above reads and writes through (plain TCP
+//! today; chosen once at accept or connect), and the listener that accepts clients.
 
-pub mod listener;
+mod listener;
+mod stream;
 
-pub use listener::{serve, Server};
+pub use listener::Listener;
+pub use stream::Stream;

@@ -2,14 +2,17 @@
 //! hosts are banned or fenced: a checker task per cluster polls every host over its own
 //! connection and publishes an immutable snapshot that routing reads without waiting.
 
+pub mod cluster;
 pub mod decide;
 pub mod state;
 
+pub use cluster::{Cluster, UserPools};
 pub use decide::{Observation, Policy};
 pub use state::{Exclusion, HostState, Role, Snapshot};
 
-use crate::backend::login::{connect, LoginParams, ServerSecret};
-use crate::backend::query::{parse_lsn, query_row};
+use crate::auth::ServerSecret;
+use crate::backend::login::{connect, LoginParams};
+use crate::backend::own_queries::{parse_lsn, query_row};
 use crate::backend::ServerConn;
 use crate::stats::ClusterStats;
 use bytes::BytesMut;

@@ -1,6 +1,4 @@
-//! Small process-wide helpers for the hot path: a coarse clock, per-thread buffer reuse and
-//! future-free socket writes.
+//! Small process-wide helpers for the hot path: a coarse clock and per-thread buffer reuse.
 
 pub mod buffers;
 pub mod coarse_clock;
-pub mod socket;

@@ -5,8 +5,8 @@ use super::cluster::{
 };
 use std::net::SocketAddr;
 use switchyard::app::App;
+use switchyard::app::Server;
 use switchyard::config::Config;
-use switchyard::net::Server;
 use tokio_postgres::{Client, NoTls};
 
 /// Config text for `cluster`: users app (SCRAM), md5user, trustuser; database `app` over

@@ -16,7 +16,7 @@ impl Session {
             && a.status == TxStatus::Idle
             && !batch_only_reads(
                 self.io.bufs.client_input(),
-                self.app.config().max_message_size,
+                self.shared.config.max_message_size,
                 &self.cluster.classifier,
                 &self.statements,
             )
@@ -28,7 +28,7 @@ impl Session {
         let map_names = self.mode == PoolMode::Transaction;
         let conn: &mut crate::backend::ServerConn = &mut a.conn;
         let mut rw = Rewriter {
-            registry: &self.app.statements,
+            registry: &self.shared.statements,
             client: &mut self.statements,
             held: &mut conn.prepared,
             queue: &mut conn.queue,
@@ -41,7 +41,7 @@ impl Session {
         let mut direct = true;
         let b = self.io.bufs.get();
         b.sout.clear();
-        for f in Frames::new(&b.cin, self.app.config().max_message_size) {
+        for f in Frames::new(&b.cin, self.shared.config.max_message_size) {
             let (h, frame) = match f {
                 Ok(x) => x,
                 Err(e) => {
@@ -121,7 +121,7 @@ impl Session {
         let written = if out.is_empty() {
             Ok(())
         } else {
-            crate::util::socket::write_all(&a.conn.stream, out).await
+            a.conn.stream.send_all(out).await
         };
         b.cin.advance(end);
         if let Err(e) = written {

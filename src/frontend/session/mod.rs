@@ -3,61 +3,37 @@
 //! they come, streams server frames back, and in transaction mode releases the connection at
 //! the ReadyForQuery('I') that answers the client's last sync point.
 
-mod connection;
+mod attach;
+mod attached;
 mod forward;
+mod server_input;
 
-use super::aborted::{answer_locally, LocalState};
-use super::cancel::{send_cancel, CancelHandle};
+pub use attached::Attached;
+
 use super::client_io::ClientIo;
-use super::routing::{batch_only_reads, decide, Decision, ReadYourWritesState};
-use super::server_input::{self, ServerInput};
-use crate::app::App;
-use crate::backend::cluster::{Cluster, UserPools};
-use crate::backend::io::read_frame;
+use super::clients::Registration;
+use super::local_answers::{answer_locally, LocalState};
+use super::route_request::{batch_only_reads, decide, Decision, ReadYourWritesState};
+use super::Shared;
+use crate::backend::own_queries::{parse_lsn, query_row};
 use crate::backend::pool::{self, Checkout};
-use crate::backend::query::{parse_lsn, query_row};
 use crate::config::PoolMode;
 use crate::params::{self, ParamChange, ParamMap};
 use crate::prepared::rewrite::{answer_prepare_only, sql_prepared, Rewriter, SqlPrepared};
 use crate::prepared::{ClientStatements, ServerStatements};
-use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
 use crate::router::{Reason, Target};
+use crate::topology::{Cluster, UserPools};
 use crate::util::buffers;
 use bytes::{Buf, BytesMut};
+use server_input::ServerInput;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A server connection while a client uses it.
-pub struct Attached {
-    pub conn: Checkout,
-    /// Sync points (Query, Sync, FunctionCall) sent and not yet answered by ReadyForQuery.
-    pub pending: usize,
-    /// Status of the last ReadyForQuery.
-    pub status: TxStatus,
-    /// Parameter changes seen in the client's SQL, each with the number of the request
-    /// (sync point) it belongs to; settled when that request's transaction ends.
-    pub changes: Vec<(u64, ParamChange)>,
-    /// Sync points forwarded and ReadyForQuery messages received since attaching.
-    pub sent: u64,
-    pub answered: u64,
-    /// An ErrorResponse came since the last settled ReadyForQuery.
-    pub saw_error: bool,
-    /// The last CommandComplete was ROLLBACK.
-    pub last_rollback: bool,
-    /// A FATAL the server sent before closing, held back to report as ERROR.
-    pub fatal: Option<PgError>,
-    /// Where and why this connection was chosen.
-    pub decision: Decision,
-    /// The batch that caused the checkout has not been forwarded yet (it was classified
-    /// when routed, so it need not be checked again).
-    pub fresh: bool,
-}
+use tokio::io::AsyncReadExt;
 
 /// "user@database" of a session, for logs.
 pub struct Label<'a>(&'a str, &'a str);
@@ -69,7 +45,7 @@ impl std::fmt::Display for Label<'_> {
 }
 
 /// A socket's peer address for logs, read when logged ("?" once the socket cannot tell).
-struct PeerOf<'a>(&'a tokio::net::TcpStream);
+struct PeerOf<'a>(&'a crate::net::Stream);
 
 impl std::fmt::Display for PeerOf<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +70,7 @@ enum Flow {
 }
 
 pub struct Session {
-    app: Arc<App>,
+    shared: Arc<Shared>,
     io: ClientIo,
     input: ServerInput,
     cluster: Arc<Cluster>,
@@ -107,36 +83,36 @@ pub struct Session {
     local: LocalState,
     ryw: ReadYourWritesState,
     statements: ClientStatements,
-    cancel: CancelHandle,
+    cancel: Registration,
 }
 
 impl Session {
     pub fn new(
-        app: Arc<App>,
+        shared: Arc<Shared>,
         io: ClientIo,
         cluster: Arc<Cluster>,
         user: &str,
         startup_params: &[(String, String)],
     ) -> Session {
-        let pools = cluster.user_pools(user, &app.server_secret(user));
-        let startup = app
+        let pools = cluster.user_pools(user, &shared.users.server_secret(user));
+        let startup = shared
             .startup_maps
             .share(params::startup_params(startup_params));
-        let cancel = app.cancels.register();
+        let cancel = shared.clients.register();
         Session {
             mode: cluster.db.pool_mode,
             io,
             input: ServerInput::default(),
             cluster,
             pools,
-            wanted: params::Wanted::new(startup.clone(), &app.param_versions),
+            wanted: params::Wanted::new(startup.clone(), &shared.param_versions),
             startup,
             server: None,
             local: LocalState::default(),
             ryw: ReadYourWritesState::default(),
             statements: ClientStatements::default(),
             cancel,
-            app,
+            shared,
         }
     }
 
@@ -239,7 +215,7 @@ impl Session {
             let pending_request = matches!(
                 crate::protocol::frame::complete_frame(
                     self.io.bufs.client_input(),
-                    self.app.config().max_message_size
+                    self.shared.config.max_message_size
                 ),
                 Ok(Some(_)) | Err(_)
             );
@@ -362,8 +338,8 @@ impl Session {
                 let b = self.io.bufs.get();
                 let answered = answer_prepare_only(
                     &b.cin,
-                    self.app.config().max_message_size,
-                    &self.app.statements,
+                    self.shared.config.max_message_size,
+                    &self.shared.statements,
                     &mut self.statements,
                     &mut b.cout,
                 );
@@ -388,7 +364,7 @@ impl Session {
                                     || self.cluster.topology.snapshot().has_replicas()
                             },
                             self.io.bufs.client_input(),
-                            self.app.config().max_message_size,
+                            self.shared.config.max_message_size,
                         );
                         let attached = self.attach(d).await;
                         if let Some(a) = &self.server {
@@ -412,7 +388,7 @@ impl Session {
             match answer_locally(
                 &mut self.local,
                 &mut self.io,
-                self.app.config().max_message_size,
+                self.shared.config.max_message_size,
             ) {
                 Ok(more) => {
                     let flow = self.flush_client().await;
@@ -431,7 +407,7 @@ impl Session {
         let mut any = false;
         for f in Frames::new(
             self.io.bufs.client_input(),
-            self.app.config().max_message_size,
+            self.shared.config.max_message_size,
         ) {
             let (h, _) =
                 f.map_err(|e| PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))?;
@@ -469,7 +445,7 @@ impl Session {
                 stale,
             }) => {
                 for old in stale {
-                    let fresh = self.app.statements.renew(&old);
+                    let fresh = self.shared.statements.renew(&old);
                     self.statements.replace(&old, &fresh);
                     tracing::info!(client = %self.label(), old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
                 }
@@ -486,10 +462,7 @@ impl Session {
                     self.release();
                 }
                 if let Some(range) = tail {
-                    if crate::util::socket::write_all(&self.io.stream, &handled[range])
-                        .await
-                        .is_err()
-                    {
+                    if self.io.stream.send_all(&handled[range]).await.is_err() {
                         return Flow::Close;
                     }
                 }
@@ -529,15 +502,5 @@ impl Session {
         tracing::info!(client = %self.label(), error = %e, "protocol violation");
         self.io.send_error(&e).await;
         Flow::Close
-    }
-}
-
-/// Resolves when the client has closed its side; stays pending while it is open (also when
-/// it has sent more requests, which stay unread).
-async fn client_gone(stream: &tokio::net::TcpStream) {
-    let mut probe = [0u8; 1];
-    match stream.peek(&mut probe).await {
-        Ok(0) | Err(_) => {}
-        Ok(_) => std::future::pending::<()>().await,
     }
 }

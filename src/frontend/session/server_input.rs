@@ -3,8 +3,9 @@
 //! ErrorResponse, ParameterStatus and CommandComplete are looked at. A server FATAL is held
 //! back so the session can report it as an ERROR and keep the client.
 
-use super::session::Attached;
-use crate::backend::io::SERVER_MAX_FRAME;
+use super::attached::Attached;
+use crate::backend::server_frames::SERVER_MAX_FRAME;
+use crate::net::Stream;
 use crate::params::{apply_change, fresh_version, is_tracked_report, ParamMap, ParamValue, Wanted};
 use crate::prepared::expect::Action;
 use crate::prepared::StatementInfo;
@@ -13,7 +14,6 @@ use crate::protocol::frame::peek_header;
 use crate::protocol::messages::{Severity, TxStatus};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 /// Where a server frame that is being streamed through stands.
 #[derive(Default)]
@@ -57,7 +57,7 @@ impl ServerInput {
         &mut self,
         sbuf: &mut BytesMut,
         a: &mut Attached,
-        client: &mut TcpStream,
+        client: &mut Stream,
         out: &mut BytesMut,
         wanted: &mut Wanted,
         startup: &ParamMap,
@@ -211,9 +211,9 @@ impl ServerInput {
             });
         }
         let write = if spliced {
-            crate::util::socket::write_all(client, out).await
+            client.send_all(out).await
         } else if pos > fwd_start {
-            crate::util::socket::write_all(client, &sbuf[fwd_start..pos]).await
+            client.send_all(&sbuf[fwd_start..pos]).await
         } else {
             Ok(())
         };

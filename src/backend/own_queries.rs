@@ -1,33 +1,23 @@
-//! Switchyard's own one-row queries on a server connection (health checks, WAL positions):
-//! a simple Query, the text values of the first row, and ReadyForQuery.
+//! Switchyard's own queries on a server connection: one-row queries (health checks, WAL
+//! positions) that return the first row's text values, and setup statements (session
+//! parameter sync, DISCARD ALL) whose ParameterStatus reports are kept.
 
-use super::io::read_frame;
-use crate::protocol::backend_msgs::error_fields;
+use super::conn::ServerConn;
+use super::server_frames::read_frame;
+use crate::net::Stream;
+use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::SqlState;
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Runs `sql` and returns the first row's columns as text (None for NULL).
 pub async fn query_row(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     sql: &str,
 ) -> Result<Vec<Option<String>>, PgError> {
-    let lost = |e: std::io::Error| {
-        PgError::error(
-            SqlState::CONNECTION_FAILURE,
-            format!("server connection failed: {e}"),
-        )
-    };
-    let mut out = BytesMut::new();
-    messages::write_message(&mut out, b'Q', |b| {
-        b.extend_from_slice(sql.as_bytes());
-        b.extend_from_slice(&[0]);
-    });
-    stream.write_all(&out).await.map_err(lost)?;
+    send_query(stream, sql).await?;
     let mut row = None;
     let mut error = None;
     loop {
@@ -44,6 +34,55 @@ pub async fn query_row(
         return Err(e);
     }
     row.ok_or_else(|| PgError::error(SqlState::PROTOCOL_VIOLATION, "query returned no row"))
+}
+
+/// Runs a setup statement (`SET ...`, `DISCARD ALL`) and reads to ReadyForQuery, keeping
+/// ParameterStatus values and swallowing the rest. Fails if the server reports an error.
+pub async fn run_setup(
+    conn: &mut ServerConn,
+    sql: &str,
+    buf: &mut BytesMut,
+) -> Result<(), PgError> {
+    send_query(&mut conn.stream, sql).await?;
+    let mut error = None;
+    loop {
+        let h = read_frame(&mut conn.stream, buf).await.map_err(lost)?;
+        let frame = buf.split_to(h.total_len);
+        match h.tag {
+            b'S' => {
+                if let Some((n, v)) = parameter_status(&frame) {
+                    conn.note_parameter(n, v);
+                }
+            }
+            b'E' => error = error_fields(&frame),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some(e) => {
+            tracing::warn!(server = %conn.addr, error = %e, sql, "setup query failed");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+fn lost(e: std::io::Error) -> PgError {
+    PgError::error(
+        SqlState::CONNECTION_FAILURE,
+        format!("server connection failed: {e}"),
+    )
+}
+
+/// Sends `sql` as one simple Query.
+async fn send_query(stream: &mut Stream, sql: &str) -> Result<(), PgError> {
+    let mut out = BytesMut::new();
+    messages::write_message(&mut out, b'Q', |b| {
+        b.extend_from_slice(sql.as_bytes());
+        b.extend_from_slice(&[0]);
+    });
+    stream.send_all(&out).await.map_err(lost)
 }
 
 fn decode_row(body: &[u8]) -> Option<Vec<Option<String>>> {

@@ -1,30 +1,23 @@
-//! One logical database's servers for each user: a pool per host, and which host is the
-//! primary (learned from `in_hot_standby` at login until the topology task takes over).
+//! One logical database: its hosts' pools for each user, checked out by what the topology
+//! says (the primary, or replicas in the balancing policy's order; learned from
+//! `in_hot_standby` at login until the checker has run), and draining pools when a host's
+//! role changes.
 
-use super::login::ServerSecret;
-use super::pool;
-use super::pool::{build_pool, checkout_error, Checkout, PoolError, ServerManager, ServerPool};
+use super::{Policy, Role, Snapshot, Topology};
+use crate::auth::ServerSecret;
+use crate::backend::pool::{
+    self, build_pool, checkout_error, Checkout, PoolError, PoolSettings, ServerManager, ServerPool,
+};
 use crate::config::{Database, LoadBalancing};
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::router::Classifier;
 use crate::stats::ClusterStats;
-use crate::topology::{Policy, Role, Snapshot, Topology};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// Timeouts that shape every pool of a cluster.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSettings {
-    pub checkout_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub lifetime: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
-    pub statements_per_connection: usize,
-}
 
 /// A user's pools for one cluster, one per host in config order.
 pub struct UserPools {

@@ -2,6 +2,7 @@
 //! (after reading the WAL position for read-your-writes), loss, and hand-back at the end.
 
 use super::*;
+use crate::backend::own_queries::run_setup;
 
 impl Session {
     /// Checks out a server connection and brings its session parameters in line.
@@ -26,8 +27,8 @@ impl Session {
             .then(|| params::sync_sql(&self.wanted.map, &conn.applied))
             .flatten()
         {
-            let limit = self.app.config().connect_timeout();
-            let sync = Box::pin(run_sync(&mut conn, &sql, &mut self.io.bufs.get().sin));
+            let limit = self.shared.config.connect_timeout();
+            let sync = Box::pin(run_setup(&mut conn, &sql, &mut self.io.bufs.get().sin));
             match tokio::time::timeout(limit, sync).await {
                 Ok(Ok(())) => conn.applied = self.wanted.map.clone(),
                 Ok(Err(e)) => {
@@ -83,7 +84,7 @@ impl Session {
         tokio::select! {
             biased;
             r = checkout => r,
-            _ = client_gone(&self.io.stream) => Err(PgError::error(
+            _ = self.io.stream.closed() => Err(PgError::error(
                 SqlState::CONNECTION_FAILURE,
                 "client disconnected while waiting for a server connection",
             )),
@@ -102,7 +103,7 @@ impl Session {
         let mut lsn = None;
         if mode == crate::config::ReadYourWrites::Lsn && db.hosts.len() > 1 {
             if let Some(a) = self.server.as_mut() {
-                let limit = self.app.config().connect_timeout();
+                let limit = self.shared.config.connect_timeout();
                 let q = query_row(
                     &mut a.conn.stream,
                     &mut self.io.bufs.get().sin,
@@ -187,7 +188,7 @@ impl Session {
         if !idle {
             // Closing makes the server roll back; a running query is cancelled first.
             if a.pending > 0 {
-                send_cancel(&conn.cancel).await;
+                crate::backend::send_cancel(&conn.cancel).await;
             }
             tracing::info!(client = %self.label(), server = %conn.addr, "client left mid-transaction: server connection closed");
             pool::discard(conn);
@@ -196,7 +197,7 @@ impl Session {
         if self.mode == PoolMode::Session {
             let reset = tokio::time::timeout(
                 Duration::from_secs(5),
-                run_sync(&mut conn, "DISCARD ALL", &mut self.io.bufs.get().sin),
+                run_setup(&mut conn, "DISCARD ALL", &mut self.io.bufs.get().sin),
             )
             .await;
             match reset {
@@ -208,44 +209,5 @@ impl Session {
             }
         }
         pool::release(conn);
-    }
-}
-
-/// Runs Switchyard's own simple query on a connection and reads to ReadyForQuery, keeping
-/// ParameterStatus values and swallowing the rest. Fails if the server reports an error.
-pub async fn run_sync(conn: &mut Checkout, sql: &str, buf: &mut BytesMut) -> Result<(), PgError> {
-    let lost = |e: std::io::Error| {
-        PgError::error(
-            SqlState::CONNECTION_FAILURE,
-            format!("server connection failed: {e}"),
-        )
-    };
-    let mut out = BytesMut::new();
-    messages::write_message(&mut out, b'Q', |b| {
-        b.extend_from_slice(sql.as_bytes());
-        b.extend_from_slice(&[0]);
-    });
-    conn.stream.write_all(&out).await.map_err(lost)?;
-    let mut error = None;
-    loop {
-        let h = read_frame(&mut conn.stream, buf).await.map_err(lost)?;
-        let frame = buf.split_to(h.total_len);
-        match h.tag {
-            b'S' => {
-                if let Some((n, v)) = parameter_status(&frame) {
-                    conn.note_parameter(n, v);
-                }
-            }
-            b'E' => error = error_fields(&frame),
-            b'Z' => break,
-            _ => {}
-        }
-    }
-    match error {
-        Some(e) => {
-            tracing::warn!(server = %conn.addr, error = %e, sql, "session sync query failed");
-            Err(e)
-        }
-        None => Ok(()),
     }
 }

@@ -1,38 +1,28 @@
-//! The one shared object every task gets: configuration, users' secrets, clusters with their
-//! pools, the cancel registry and the shutdown signal. Nothing is process-global, so two Apps
+//! The top of the stack: builds what the client sessions share (users, clusters with their
+//! pools, registries) from a config, owns the shutdown signal and starts the background
+//! tasks; `server` accepts clients and drains them. Nothing is process-global, so two Apps
 //! can run in one process.
 
-use crate::auth::scram::ScramVerifier;
-use crate::auth::UserSecret;
-use crate::backend::cluster::{Cluster, PoolSettings};
-use crate::backend::ServerSecret;
+mod server;
+
+pub use server::Server;
+
+use crate::auth::Users;
+use crate::backend::pool::PoolSettings;
 use crate::config::{Config, PoolMode};
-use crate::frontend::cancel::CancelRegistry;
+use crate::frontend::Shared;
 use crate::prepared::Registry;
-use crate::topology::CheckerLogin;
+use crate::topology::{CheckerLogin, Cluster};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-struct UserEntry {
-    client: UserSecret,
-    server: ServerSecret,
-}
-
+/// The wiring of one Switchyard: what the sessions share, the shutdown signal, and the
+/// background tasks (health checkers, pool drains).
 pub struct App {
-    config: Config,
-    users: HashMap<String, UserEntry>,
-    clusters: HashMap<String, Arc<Cluster>>,
-    pub cancels: Arc<CancelRegistry>,
-    /// Prepared statements shared by all clients (server-side names).
-    pub statements: Registry,
-    dummy: ScramVerifier,
+    shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
-    /// Keys the versions of login-time session settings (see `params::Wanted::new`).
-    pub param_versions: std::collections::hash_map::RandomState,
-    /// Recent clients' login settings, shared by clients that log in with the same.
-    pub startup_maps: crate::params::SharedMaps,
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {
@@ -42,19 +32,12 @@ fn non_zero(d: Duration) -> Option<Duration> {
 impl App {
     /// Builds the App from a validated config; fails on settings this build cannot serve.
     pub fn new(config: Config) -> Result<Arc<App>, String> {
-        let mut users = HashMap::new();
-        for u in &config.users {
-            let client = UserSecret::parse(&u.name, &u.password)
-                .map_err(|e| format!("users \"{}\": password: {e}", u.name))?;
-            let server = match &client {
-                UserSecret::Plain { password, .. } => ServerSecret::Password(password.clone()),
-                UserSecret::Md5(digest) => {
-                    ServerSecret::Md5Digest(digest.iter().map(|b| format!("{b:02x}")).collect())
-                }
-                UserSecret::Scram(_) => ServerSecret::None,
-            };
-            users.insert(u.name.clone(), UserEntry { client, server });
-        }
+        let users = Users::parse(
+            config
+                .users
+                .iter()
+                .map(|u| (u.name.as_str(), u.password.as_str())),
+        )?;
         let settings = PoolSettings {
             checkout_timeout: config.checkout_timeout(),
             connect_timeout: config.connect_timeout(),
@@ -65,7 +48,7 @@ impl App {
         let mut clusters = HashMap::new();
         for (name, db) in &config.databases {
             if let Some(u) = &db.health_check_user {
-                if !users.contains_key(u) {
+                if !users.contains(u) {
                     return Err(format!(
                         "databases.{name}.health_check_user: no [[users]] entry named \"{u}\""
                     ));
@@ -80,44 +63,31 @@ impl App {
         }
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(App {
-            statements: Registry::new(config.max_prepared_statements),
-            config,
-            users,
-            clusters,
-            cancels: Arc::default(),
-            dummy: ScramVerifier::generate(&format!("{:x}", rand::random::<u128>())),
+            shared: Arc::new(Shared::new(config, users, clusters)),
             shutdown,
-            param_versions: Default::default(),
-            startup_maps: Default::default(),
         }))
     }
 
+    /// What the client sessions share (handed to each of them).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
 
-    pub fn user_secret(&self, user: &str) -> Option<&UserSecret> {
-        self.users.get(user).map(|u| &u.client)
-    }
-
-    pub fn server_secret(&self, user: &str) -> ServerSecret {
-        self.users
-            .get(user)
-            .map(|u| u.server.clone())
-            .unwrap_or(ServerSecret::None)
-    }
-
-    /// A verifier no password matches, for exchanges with unknown users.
-    pub fn dummy_verifier(&self) -> &ScramVerifier {
-        &self.dummy
+    /// Prepared statements shared by all clients.
+    pub fn statements(&self) -> &Registry {
+        &self.shared.statements
     }
 
     pub fn cluster(&self, database: &str) -> Option<Arc<Cluster>> {
-        self.clusters.get(database).cloned()
+        self.shared.cluster(database)
     }
 
     pub fn clusters(&self) -> impl Iterator<Item = &Arc<Cluster>> {
-        self.clusters.values()
+        self.shared.clusters.values()
     }
 
     /// Resolves when shutdown has begun.
@@ -131,22 +101,22 @@ impl App {
 
     /// Starts the per-cluster health checkers; they end when shutdown begins.
     pub fn start_background_tasks(&self) {
-        for cluster in self.clusters.values() {
+        for cluster in self.shared.clusters.values() {
             let db = &cluster.db;
             let user = db
                 .health_check_user
                 .clone()
-                .or_else(|| self.config.users.first().map(|u| u.name.clone()));
+                .or_else(|| self.config().users.first().map(|u| u.name.clone()));
             let Some(user) = user else {
                 tracing::warn!(db = %db.name, "no user to run health checks as: roles are learned from pooled connections only");
                 continue;
             };
             let login = CheckerLogin {
-                secret: self.server_secret(&user),
+                secret: self.shared.users.server_secret(&user),
                 user,
                 dbname: db.dbname.clone(),
                 // A check must not hang longer than a couple of intervals.
-                timeout: self.config.connect_timeout().min(
+                timeout: self.config().connect_timeout().min(
                     Duration::from_millis(db.health_check_interval_ms * 2)
                         .max(Duration::from_millis(500)),
                 ),
@@ -164,6 +134,6 @@ impl App {
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
         // Sessions wait for it through their cancel registrations.
-        self.cancels.wake_all();
+        self.shared.clients.wake_all();
     }
 }

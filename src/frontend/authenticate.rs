@@ -3,7 +3,7 @@
 //! reveal which user names exist.
 
 use super::client_io::{ClientIo, ReadError};
-use crate::app::App;
+use super::Shared;
 use crate::auth::scram::{ScramExchange, ScramVerifier};
 use crate::auth::UserSecret;
 use crate::config::AuthMethod;
@@ -42,17 +42,21 @@ fn protocol(msg: &str) -> AuthFailure {
 
 /// Runs the authentication exchange; on success nothing has been written yet but the
 /// exchange itself (the caller sends AuthenticationOk).
-pub async fn authenticate(io: &mut ClientIo, app: &App, user: &str) -> Result<(), AuthFailure> {
-    let secret = app.user_secret(user);
+pub async fn authenticate(
+    io: &mut ClientIo,
+    shared: &Shared,
+    user: &str,
+) -> Result<(), AuthFailure> {
+    let secret = shared.users.client_secret(user);
     let scram_verifier = secret.and_then(UserSecret::scram_verifier);
-    let use_md5 = app.config().auth_method == AuthMethod::Md5
+    let use_md5 = shared.config.auth_method == AuthMethod::Md5
         && secret.is_some_and(|s| !matches!(s, UserSecret::Scram(_)));
     if use_md5 {
         md5_exchange(io, secret, user).await
     } else {
         let (verifier, known) = match scram_verifier {
             Some(v) => (v, true),
-            None => (app.dummy_verifier(), false),
+            None => (shared.users.dummy_verifier(), false),
         };
         let ok = scram_exchange(io, verifier).await?;
         if ok && known {

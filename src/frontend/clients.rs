@@ -1,41 +1,38 @@
-//! Cancel keys: each client gets Switchyard's own (pid, secret); while it has a server
-//! connection, its key maps to that server's key, so a CancelRequest reaches the right backend.
-//! A client's registration is also where its task leaves its waker while it waits between
-//! requests, so that shutdown can wake every such session: it is the one entry per session
-//! that is shared anyway (a `Notify` wait instead was 80 bytes in every idle client's task).
+//! The registry of live clients. Each gets Switchyard's own cancel key (pid, secret); while
+//! it has a server connection, its key maps to that server's key, so a CancelRequest reaches
+//! the right backend. A client's registration is also where its task leaves its waker while
+//! it waits between requests, so that shutdown can wake every such session: it is the one
+//! entry per session that is shared anyway (a `Notify` wait instead was 80 bytes in every
+//! idle client's task).
 
-use bytes::BytesMut;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-pub use crate::backend::conn::CancelTarget;
+pub use crate::backend::CancelTarget;
 
 /// What a client's registration holds.
 #[derive(Default)]
 struct SlotState {
     /// The server it is using, if any (shared with that server connection).
     target: Option<Arc<CancelTarget>>,
-    /// Its task, left by [`CancelHandle::poll_shutdown`].
+    /// Its task, left by [`Registration::poll_shutdown`].
     waker: Option<Waker>,
 }
 
 type Slot = Arc<Mutex<SlotState>>;
 
 #[derive(Default)]
-pub struct CancelRegistry {
+pub struct ClientRegistry {
     entries: Mutex<HashMap<i32, (i32, Slot)>>,
     /// Shutdown has begun.
     closing: AtomicBool,
 }
 
 /// A client's registration; removed from the registry when dropped.
-pub struct CancelHandle {
-    registry: Arc<CancelRegistry>,
+pub struct Registration {
+    registry: Arc<ClientRegistry>,
     pub pid: i32,
     pub secret: i32,
     slot: Slot,
@@ -45,9 +42,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl CancelRegistry {
+impl ClientRegistry {
     /// Registers a new client under a fresh random key.
-    pub fn register(self: &Arc<Self>) -> CancelHandle {
+    pub fn register(self: &Arc<Self>) -> Registration {
         let slot: Slot = Arc::default();
         let mut entries = lock(&self.entries);
         loop {
@@ -57,7 +54,7 @@ impl CancelRegistry {
             }
             let secret = rand::random::<i32>();
             entries.insert(pid, (secret, slot.clone()));
-            return CancelHandle {
+            return Registration {
                 registry: self.clone(),
                 pid,
                 secret,
@@ -77,7 +74,7 @@ impl CancelRegistry {
         t
     }
 
-    /// Shutdown has begun: wakes every session that waits in [`CancelHandle::poll_shutdown`]
+    /// Shutdown has begun: wakes every session that waits in [`Registration::poll_shutdown`]
     /// (and those that will: they see the flag).
     pub fn wake_all(&self) {
         // Set before the wake-ups: a session that left its waker after the scan below read
@@ -104,13 +101,13 @@ impl CancelRegistry {
     }
 }
 
-impl CancelHandle {
+impl Registration {
     pub fn set(&self, target: Option<Arc<CancelTarget>>) {
         lock(&self.slot).target = target;
     }
 
     /// Ready once shutdown has begun; until then the task is woken by
-    /// [`CancelRegistry::wake_all`].
+    /// [`ClientRegistry::wake_all`].
     pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.registry.closing.load(Ordering::SeqCst) {
             return Poll::Ready(());
@@ -130,25 +127,9 @@ impl CancelHandle {
     }
 }
 
-impl Drop for CancelHandle {
+impl Drop for Registration {
     fn drop(&mut self) {
         lock(&self.registry.entries).remove(&self.pid);
-    }
-}
-
-/// Sends a CancelRequest to a server (best effort, bounded by a timeout).
-pub async fn send_cancel(target: &CancelTarget) {
-    let mut buf = BytesMut::new();
-    postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut buf);
-    let attempt = async {
-        let mut s = TcpStream::connect(&*target.addr).await?;
-        s.write_all(&buf).await?;
-        s.shutdown().await
-    };
-    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Ok(Ok(())) => tracing::debug!(server = %target.addr, pid = target.pid, "cancel sent"),
-        Ok(Err(e)) => tracing::warn!(server = %target.addr, error = %e, "cancel failed"),
-        Err(_) => tracing::warn!(server = %target.addr, "cancel timed out"),
     }
 }
 
@@ -168,7 +149,7 @@ mod tests {
 
     #[test]
     fn shutdown_wakes_waiting_sessions_and_keys_resolve() {
-        let registry = Arc::new(CancelRegistry::default());
+        let registry = Arc::new(ClientRegistry::default());
         let a = registry.register();
         let b = registry.register();
         a.set(Some(Arc::new(CancelTarget {

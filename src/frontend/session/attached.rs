@@ -1,0 +1,34 @@
+//! The state of a server connection while a client uses it: sync points sent and answered,
+//! the transaction status, the parameter changes waiting for their transaction's end, and
+//! why the connection was chosen.
+
+use super::super::route_request::Decision;
+use crate::backend::Checkout;
+use crate::params::ParamChange;
+use crate::protocol::messages::{PgError, TxStatus};
+
+/// A server connection while a client uses it.
+pub struct Attached {
+    pub conn: Checkout,
+    /// Sync points (Query, Sync, FunctionCall) sent and not yet answered by ReadyForQuery.
+    pub pending: usize,
+    /// Status of the last ReadyForQuery.
+    pub status: TxStatus,
+    /// Parameter changes seen in the client's SQL, each with the number of the request
+    /// (sync point) it belongs to; settled when that request's transaction ends.
+    pub changes: Vec<(u64, ParamChange)>,
+    /// Sync points forwarded and ReadyForQuery messages received since attaching.
+    pub sent: u64,
+    pub answered: u64,
+    /// An ErrorResponse came since the last settled ReadyForQuery.
+    pub saw_error: bool,
+    /// The last CommandComplete was ROLLBACK.
+    pub last_rollback: bool,
+    /// A FATAL the server sent before closing, held back to report as ERROR.
+    pub fatal: Option<PgError>,
+    /// Where and why this connection was chosen.
+    pub decision: Decision,
+    /// The batch that caused the checkout has not been forwarded yet (it was classified
+    /// when routed, so it need not be checked again).
+    pub fresh: bool,
+}
