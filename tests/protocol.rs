@@ -162,6 +162,22 @@ async fn expect_error_then_close(r: &mut Raw, code: &str) {
 }
 
 #[tokio::test]
+async fn a_login_that_takes_too_long_is_cancelled_as_postgres_does() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, "client_login_timeout_ms = 300", "").await;
+    // Half a startup packet, then nothing.
+    let mut r = Raw::connect(server.addr).await;
+    r.send(&[0, 0, 0, 40, 0, 3]).await;
+    let started = std::time::Instant::now();
+    expect_error_then_close(&mut r, "57014").await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    // Others still log in.
+    let c = proxy::connect(&server).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_input_gets_an_error_and_a_closed_socket() {
     let cluster = PgCluster::shared();
     let server = proxy::start(cluster, "max_message_size = 1048576", "").await;

@@ -2,10 +2,12 @@
 //! cleartext, md5, SCRAM-SHA-256), then ParameterStatus and BackendKeyData up to the first
 //! ReadyForQuery.
 
+use super::cancel::CancelTarget;
 use super::conn::ServerConn;
 use super::server_frames::read_frame;
 use crate::auth::ServerSecret;
 use crate::net::Stream;
+use crate::prepared::ServerStatements;
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::messages::{PgError, Severity};
@@ -14,6 +16,7 @@ use bytes::{Buf, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -51,6 +54,8 @@ pub struct LoginParams<'a> {
     pub timeout: Duration,
     /// `application_name` sent at login (pooled connections get the client's by SET).
     pub application_name: Option<&'a str>,
+    /// Prepared statements the connection keeps (least recently used ones are closed).
+    pub statements_per_connection: usize,
 }
 
 /// Connects and logs in, all within `p.timeout`.
@@ -63,10 +68,17 @@ pub async fn connect(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> {
     }
 }
 
+/// What the login has learnt so far, up to the first ReadyForQuery.
+struct Login<'p, 'a> {
+    p: &'p LoginParams<'a>,
+    scram: Option<ScramSha256>,
+    reported: HashMap<String, String>,
+    key: (i32, i32),
+}
+
 async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> {
-    let addr = p.addr.to_string();
     let io_err = |source: std::io::Error| BackendError::Connect {
-        addr: addr.clone(),
+        addr: p.addr.to_string(),
         source,
     };
     let mut stream = Stream::connect(p.addr).await.map_err(io_err)?;
@@ -78,131 +90,162 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
     frontend::startup_message(params, &mut out).map_err(io_err)?;
     stream.send_all(&out).await.map_err(io_err)?;
 
-    let proto = |why: &str| BackendError::Protocol {
-        addr: addr.clone(),
-        why: why.to_string(),
-    };
     let mut buf = BytesMut::with_capacity(1024);
-    let mut scram: Option<ScramSha256> = None;
-    let mut reported = HashMap::new();
-    let mut key = (0, 0);
+    let mut login = Login {
+        p,
+        scram: None,
+        reported: HashMap::new(),
+        key: (0, 0),
+    };
     loop {
         let h = read_frame(&mut stream, &mut buf).await.map_err(io_err)?;
         let frame = buf.split_to(h.total_len);
         let body = &frame[HEADER_LEN..];
         match h.tag {
             b'R' => {
-                if body.len() < 4 {
-                    return Err(proto("short authentication message"));
-                }
-                let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                let data = &body[4..];
                 out.clear();
-                match code {
-                    0 => continue,
-                    3 => {
-                        let pw = match p.secret {
-                            ServerSecret::Password(pw) => pw,
-                            _ => return Err(no_password(&addr, p.user, "password")),
-                        };
-                        frontend::password_message(pw.as_bytes(), &mut out).map_err(io_err)?;
-                    }
-                    5 => {
-                        let salt: [u8; 4] = data
-                            .get(..4)
-                            .and_then(|s| s.try_into().ok())
-                            .ok_or_else(|| proto("short md5 salt"))?;
-                        let digest = match p.secret {
-                            ServerSecret::Password(pw) => crate::auth::md5::md5_hash(p.user, pw)
-                                .trim_start_matches("md5")
-                                .to_string(),
-                            ServerSecret::Md5Digest(d) => d.clone(),
-                            ServerSecret::None => return Err(no_password(&addr, p.user, "md5")),
-                        };
-                        let answer = crate::auth::md5::md5_response(&digest, salt);
-                        frontend::password_message(answer.as_bytes(), &mut out).map_err(io_err)?;
-                    }
-                    10 => {
-                        let pw = match p.secret {
-                            ServerSecret::Password(pw) => pw,
-                            _ => return Err(no_password(&addr, p.user, "SCRAM-SHA-256")),
-                        };
-                        let offered = data
-                            .split(|&b| b == 0)
-                            .any(|m| m == SCRAM_SHA_256.as_bytes());
-                        if !offered {
-                            return Err(proto("server offers no SASL mechanism we support"));
-                        }
-                        let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
-                        frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
-                            .map_err(io_err)?;
-                        scram = Some(s);
-                    }
-                    11 => {
-                        let s = scram
-                            .as_mut()
-                            .ok_or_else(|| proto("unexpected SASL continue"))?;
-                        s.update(data).map_err(|e| proto(&e.to_string()))?;
-                        frontend::sasl_response(s.message(), &mut out).map_err(io_err)?;
-                    }
-                    12 => {
-                        let s = scram
-                            .as_mut()
-                            .ok_or_else(|| proto("unexpected SASL final"))?;
-                        s.finish(data).map_err(|e| proto(&e.to_string()))?;
-                        continue;
-                    }
-                    other => {
-                        return Err(proto(&format!(
-                            "unsupported authentication request {other}"
-                        )))
-                    }
+                login.authentication(body, &mut out)?;
+                if !out.is_empty() {
+                    stream.send_all(&out).await.map_err(io_err)?;
                 }
-                stream.send_all(&out).await.map_err(io_err)?;
             }
             b'S' => {
                 if let Some((n, v)) = parameter_status(&frame) {
-                    reported.insert(n.to_string(), v.to_string());
+                    login.reported.insert(n.to_string(), v.to_string());
                 }
             }
             b'K' => {
                 let mut b = body;
                 if b.len() < 8 {
-                    return Err(proto("short BackendKeyData"));
+                    return Err(login.protocol("short BackendKeyData"));
                 }
-                key = (b.get_i32(), b.get_i32());
+                login.key = (b.get_i32(), b.get_i32());
             }
             b'E' => {
-                let error = error_fields(&frame).ok_or_else(|| proto("bad ErrorResponse"))?;
-                return Err(BackendError::Refused { addr, error });
-            }
-            b'N' => {}
-            b'Z' => {
-                let now = crate::util::coarse_clock::now_ms();
-                let in_hot_standby = reported.get("in_hot_standby").is_some_and(|v| v == "on");
-                let addr: std::sync::Arc<str> = addr.into();
-                return Ok(ServerConn {
-                    stream,
-                    cancel: std::sync::Arc::new(super::cancel::CancelTarget {
-                        addr: addr.clone(),
-                        pid: key.0,
-                        secret: key.1,
-                    }),
-                    addr,
-                    reported,
-                    applied: Default::default(),
-                    applied_version: 0,
-                    prepared: crate::prepared::ServerStatements::new(250),
-                    queue: Default::default(),
-                    in_hot_standby,
-                    broken: false,
-                    created_at: now,
-                    generation: 0,
-                    returned_at: now,
+                let error =
+                    error_fields(&frame).ok_or_else(|| login.protocol("bad ErrorResponse"))?;
+                return Err(BackendError::Refused {
+                    addr: p.addr.to_string(),
+                    error,
                 });
             }
-            _ => return Err(proto("unexpected message during login")),
+            b'N' => {}
+            b'Z' => return Ok(login.into_connection(stream)),
+            _ => return Err(login.protocol("unexpected message during login")),
         }
+    }
+}
+
+impl Login<'_, '_> {
+    fn protocol(&self, why: &str) -> BackendError {
+        protocol_error(self.p.addr, why)
+    }
+
+    fn password(&self, method: &str) -> Result<&str, BackendError> {
+        match self.p.secret {
+            ServerSecret::Password(pw) => Ok(pw),
+            _ => Err(no_password(self.p.addr, self.p.user, method)),
+        }
+    }
+
+    /// Answers one authentication request into `out` (nothing to send: left empty).
+    fn authentication(&mut self, body: &[u8], out: &mut BytesMut) -> Result<(), BackendError> {
+        let code = body
+            .get(..4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .ok_or_else(|| self.protocol("short authentication message"))?;
+        let data = &body[4..];
+        let addr = self.p.addr;
+        let proto = |why: &str| protocol_error(addr, why);
+        let encode = |e: std::io::Error| proto(&e.to_string());
+        match code {
+            0 => Ok(()),
+            3 => frontend::password_message(self.password("password")?.as_bytes(), out)
+                .map_err(encode),
+            5 => {
+                let salt: [u8; 4] = data
+                    .get(..4)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| self.protocol("short md5 salt"))?;
+                let digest = match self.p.secret {
+                    ServerSecret::Password(pw) => crate::auth::md5::md5_hash(self.p.user, pw)
+                        .trim_start_matches("md5")
+                        .to_string(),
+                    ServerSecret::Md5Digest(d) => d.clone(),
+                    ServerSecret::None => return Err(no_password(self.p.addr, self.p.user, "md5")),
+                };
+                let answer = crate::auth::md5::md5_response(&digest, salt);
+                frontend::password_message(answer.as_bytes(), out).map_err(encode)
+            }
+            10 => self.scram_start(data, out),
+            11 => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| proto("unexpected SASL continue"))?;
+                s.update(data).map_err(|e| proto(&e.to_string()))?;
+                frontend::sasl_response(s.message(), out).map_err(encode)
+            }
+            12 => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| proto("unexpected SASL final"))?;
+                s.finish(data).map_err(|e| proto(&e.to_string()))
+            }
+            other => Err(self.protocol(&format!("unsupported authentication request {other}"))),
+        }
+    }
+
+    fn scram_start(&mut self, mechanisms: &[u8], out: &mut BytesMut) -> Result<(), BackendError> {
+        let pw = self.password("SCRAM-SHA-256")?;
+        let offered = mechanisms
+            .split(|&b| b == 0)
+            .any(|m| m == SCRAM_SHA_256.as_bytes());
+        if !offered {
+            return Err(self.protocol("server offers no SASL mechanism we support"));
+        }
+        let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+        frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), out)
+            .map_err(|e| self.protocol(&e.to_string()))?;
+        self.scram = Some(s);
+        Ok(())
+    }
+
+    /// The logged-in connection, at its first ReadyForQuery.
+    fn into_connection(self, stream: Stream) -> ServerConn {
+        let now = crate::util::coarse_clock::now_ms();
+        let in_hot_standby = self
+            .reported
+            .get("in_hot_standby")
+            .is_some_and(|v| v == "on");
+        let addr: Arc<str> = self.p.addr.into();
+        ServerConn {
+            stream,
+            cancel: Arc::new(CancelTarget {
+                addr: addr.clone(),
+                pid: self.key.0,
+                secret: self.key.1,
+            }),
+            addr,
+            reported: self.reported,
+            applied: Default::default(),
+            applied_version: 0,
+            prepared: ServerStatements::new(self.p.statements_per_connection),
+            queue: Default::default(),
+            in_hot_standby,
+            broken: false,
+            created_at: now,
+            generation: 0,
+            returned_at: now,
+        }
+    }
+}
+
+fn protocol_error(addr: &str, why: &str) -> BackendError {
+    BackendError::Protocol {
+        addr: addr.to_string(),
+        why: why.to_string(),
     }
 }
 

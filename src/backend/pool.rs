@@ -68,9 +68,9 @@ impl ServerManager {
             secret: &self.secret,
             timeout: self.connect_timeout,
             application_name: None,
+            statements_per_connection: self.statements_per_connection,
         }))
         .await?;
-        conn.prepared = crate::prepared::ServerStatements::new(self.statements_per_connection);
         conn.generation = self.current_generation();
         tracing::info!(server = %self.addr, user = %self.user, db = %self.dbname, pid = conn.cancel.pid, "server connection opened");
         Ok(Box::new(conn))

@@ -45,7 +45,7 @@ async fn open_session(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) -> 
         Err(_) => {
             tracing::info!(%peer, "client login timed out");
             io.send_error(&PgError::fatal(
-                SqlState::PROTOCOL_VIOLATION,
+                SqlState::QUERY_CANCELED,
                 "canceling authentication due to timeout",
             ))
             .await;

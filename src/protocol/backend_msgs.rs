@@ -4,6 +4,7 @@
 
 use super::frame::{read_cstr, HEADER_LEN};
 use super::messages::{PgError, Severity, TxStatus};
+use super::SqlState;
 
 /// Status byte of a ReadyForQuery frame.
 pub fn ready_status(frame: &[u8]) -> Option<TxStatus> {
@@ -32,7 +33,8 @@ pub fn error_fields(frame: &[u8]) -> Option<PgError> {
     let mut body = frame.get(HEADER_LEN..)?;
     let mut err = PgError {
         severity: Severity::Error,
-        code: String::new(),
+        // A server that sends no code (or a malformed one) gets PostgreSQL's catch-all.
+        code: SqlState::INTERNAL_ERROR,
         message: String::new(),
         detail: None,
         hint: None,
@@ -45,7 +47,7 @@ pub fn error_fields(frame: &[u8]) -> Option<PgError> {
         let value = String::from_utf8_lossy(value).into_owned();
         match field {
             b'V' if value == "FATAL" || value == "PANIC" => err.severity = Severity::Fatal,
-            b'C' => err.code = value,
+            b'C' => err.code = SqlState::parse(&value).unwrap_or(SqlState::INTERNAL_ERROR),
             b'M' => err.message = value,
             b'D' => err.detail = Some(value),
             b'H' => err.hint = Some(value),

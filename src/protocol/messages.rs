@@ -52,7 +52,7 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgError {
     pub severity: Severity,
-    pub code: String,
+    pub code: SqlState,
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
@@ -62,7 +62,7 @@ impl PgError {
     pub fn new(severity: Severity, code: SqlState, message: impl Into<String>) -> Self {
         PgError {
             severity,
-            code: code.code().to_string(),
+            code,
             message: message.into(),
             detail: None,
             hint: None,
@@ -99,7 +99,7 @@ impl PgError {
             let sev = self.severity.as_str();
             put_field(b, b'S', sev);
             put_field(b, b'V', sev);
-            put_field(b, b'C', &self.code);
+            put_field(b, b'C', self.code.as_str());
             put_field(b, b'M', &self.message);
             if let Some(d) = &self.detail {
                 put_field(b, b'D', d);

@@ -213,6 +213,8 @@ async fn check_host(
             secret: &login.secret,
             timeout: login.timeout,
             application_name: Some(HEALTH_CHECK_APPLICATION),
+            // The checker prepares nothing.
+            statements_per_connection: 1,
         };
         match connect(&params).await {
             Ok(c) => *slot = Some(c),

@@ -12,6 +12,7 @@ use crate::prepared::StatementInfo;
 use crate::protocol::backend_msgs::{command_tag, error_fields, parameter_status, ready_status};
 use crate::protocol::frame::peek_header;
 use crate::protocol::messages::{Severity, TxStatus};
+use crate::protocol::SqlState;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 
@@ -136,7 +137,9 @@ impl ServerInput {
                         Some(err) => {
                             a.saw_error = true;
                             if let Some(f) = failed {
-                                if err.code == "0A000" && err.message.contains(STALE_PLAN) {
+                                if err.code == SqlState::FEATURE_NOT_SUPPORTED
+                                    && err.message.contains(STALE_PLAN)
+                                {
                                     stale.push(f);
                                 }
                             }
