@@ -4,7 +4,8 @@
 //! is aborted, and ROLLBACK/COMMIT end it (COMMIT reports ROLLBACK, as Postgres does).
 
 use super::client_io::ClientIo;
-use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
+use crate::protocol::client_msgs::{parse_sql, query_sql};
+use crate::protocol::frame::Frames;
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
 use crate::router::statement_text::{statements, tokens, Token};
@@ -81,14 +82,6 @@ fn ends_transaction(sql: &str) -> bool {
     first && second_ok
 }
 
-fn frame_sql(frame: &[u8], skip_name: bool) -> Option<&str> {
-    let mut body = &frame[HEADER_LEN..];
-    if skip_name {
-        body = read_cstr(body)?.1;
-    }
-    std::str::from_utf8(read_cstr(body)?.0).ok()
-}
-
 /// Consumes and answers the complete client frames that need no server. Returns true if it
 /// stopped at frames that need one (left in the buffer).
 pub fn answer_locally(st: &mut LocalState, io: &mut ClientIo, max: usize) -> Result<bool, PgError> {
@@ -125,7 +118,7 @@ pub fn answer_locally(st: &mut LocalState, io: &mut ClientIo, max: usize) -> Res
             b'Q' => {
                 if let Some(e) = st.error.take() {
                     e.write(out);
-                } else if frame_sql(frame, false).is_some_and(ends_transaction) {
+                } else if query_sql(frame).is_some_and(ends_transaction) {
                     st.failed_tx = false;
                     messages::command_complete(out, "ROLLBACK");
                 } else {
@@ -149,7 +142,7 @@ pub fn answer_locally(st: &mut LocalState, io: &mut ClientIo, max: usize) -> Res
                     st.skipping = true;
                 } else if st.failed_tx
                     && h.tag == b'P'
-                    && frame_sql(frame, true).is_some_and(ends_transaction)
+                    && parse_sql(frame).is_some_and(ends_transaction)
                 {
                     st.rollback_batch = true;
                     out.extend_from_slice(&[b'1', 0, 0, 0, 4]);

@@ -3,7 +3,8 @@
 
 use crate::config::{Database, PoolMode, ReadYourWrites, Routing};
 use crate::prepared::ClientStatements;
-use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
+use crate::protocol::client_msgs::{bind_statement, sql_of};
+use crate::protocol::frame::Frames;
 use crate::router::{Classification, Classifier, Kind, Reason, Target};
 use std::time::{Duration, Instant};
 
@@ -98,18 +99,11 @@ fn view_batch(
         let Ok((h, frame)) = f else {
             break;
         };
-        let body = &frame[HEADER_LEN..];
         v.complete = matches!(h.tag, b'Q' | b'S' | b'F');
         let text = match h.tag {
-            b'Q' => read_cstr(body).and_then(|(s, _)| std::str::from_utf8(s).ok()),
-            b'P' => read_cstr(body)
-                .and_then(|(_, rest)| read_cstr(rest))
-                .and_then(|(s, _)| std::str::from_utf8(s).ok()),
+            b'Q' | b'P' => sql_of(h.tag, frame),
             b'B' => {
-                let name = read_cstr(body)
-                    .and_then(|(_, rest)| read_cstr(rest))
-                    .and_then(|(s, _)| std::str::from_utf8(s).ok());
-                match name {
+                match bind_statement(frame) {
                     // Unnamed: its Parse was classified already (or it is unknown).
                     Some("") => continue,
                     Some(n) => match statements.get(n) {

@@ -3,6 +3,7 @@
 //! it has to inspect. Everything else is forwarded as raw bytes.
 
 pub mod backend_msgs;
+pub mod client_msgs;
 pub mod frame;
 pub mod messages;
 pub mod sqlstate;

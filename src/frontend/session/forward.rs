@@ -2,6 +2,7 @@
 //! statements, rewriting prepared statements, and holding back writes from a replica.
 
 use super::*;
+use crate::protocol::client_msgs::{parse_sql, query_sql};
 
 impl Session {
     /// Forwards the complete client frames to the attached server, tracking sync points and
@@ -53,9 +54,7 @@ impl Session {
             tracing::trace!(tag = %(h.tag as char), len = h.total_len, "client frame");
             match h.tag {
                 b'Q' => {
-                    if let Some(sql) = read_cstr(&frame[HEADER_LEN..])
-                        .and_then(|(s, _)| std::str::from_utf8(s).ok())
-                    {
+                    if let Some(sql) = query_sql(frame) {
                         note_changes(&mut a.changes, a.sent, sql);
                         if map_names {
                             replaced = sql_level_prepared(sql, rw.client, rw.held);
@@ -65,11 +64,7 @@ impl Session {
                     a.sent += 1;
                 }
                 b'P' => {
-                    let body = &frame[HEADER_LEN..];
-                    let sql = read_cstr(body)
-                        .and_then(|(_, rest)| read_cstr(rest))
-                        .and_then(|(s, _)| std::str::from_utf8(s).ok());
-                    if let Some(sql) = sql {
+                    if let Some(sql) = parse_sql(frame) {
                         note_changes(&mut a.changes, a.sent, sql);
                     }
                 }

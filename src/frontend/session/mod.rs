@@ -21,7 +21,7 @@ use crate::config::PoolMode;
 use crate::params::{self, ParamChange, ParamMap};
 use crate::prepared::rewrite::{answer_prepare_only, sql_prepared, Rewriter, SqlPrepared};
 use crate::prepared::{ClientStatements, ServerStatements};
-use crate::protocol::frame::{read_cstr, Frames, HEADER_LEN};
+use crate::protocol::frame::Frames;
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
 use crate::router::{Reason, Target};
