@@ -4,121 +4,98 @@
 use super::*;
 use crate::protocol::client_msgs::{parse_sql, query_sql};
 
+/// What [`Session::build_request`] made of the buffered client frames.
+struct Built {
+    /// Bytes of client input handled.
+    end: usize,
+    /// Every frame goes out unchanged: send `cin[..end]` itself, not `sout`.
+    direct: bool,
+    /// The client sent Terminate.
+    terminate: bool,
+}
+
+/// Tracks what each client frame means for the attached connection: sync points sent, and
+/// the SET statements of each request.
+struct Tracker<'a> {
+    changes: &'a mut Vec<(u64, ParamChange)>,
+    pending: &'a mut usize,
+    sent: &'a mut u64,
+    map_names: bool,
+}
+
+impl Tracker<'_> {
+    /// Notes one frame (not Terminate); returns the Query that replaces it, if any
+    /// (SQL-level PREPARE/EXECUTE/DEALLOCATE under transaction pooling).
+    fn frame(
+        &mut self,
+        rw: &mut Rewriter<'_>,
+        tag: u8,
+        frame: &[u8],
+    ) -> Result<Option<Vec<u8>>, PgError> {
+        let mut replaced = None;
+        match tag {
+            b'Q' => {
+                if let Some(sql) = query_sql(frame) {
+                    note_changes(self.changes, *self.sent, sql);
+                    if self.map_names {
+                        replaced = sql_level_prepared(sql, rw.client, rw.held);
+                    }
+                }
+                *self.pending += 1;
+                *self.sent += 1;
+            }
+            b'P' => {
+                if let Some(sql) = parse_sql(frame) {
+                    note_changes(self.changes, *self.sent, sql);
+                }
+            }
+            b'S' | b'F' => {
+                *self.pending += 1;
+                *self.sent += 1;
+            }
+            b'c' | b'f' => {
+                let ignored = rw.queue.on_copy_end();
+                *self.pending = self.pending.saturating_sub(ignored);
+                *self.sent = self.sent.saturating_sub(ignored as u64);
+            }
+            b'B' | b'E' | b'D' | b'C' | b'H' | b'd' => {}
+            other => {
+                return Err(PgError::fatal(
+                    SqlState::PROTOCOL_VIOLATION,
+                    format!("invalid frontend message type {other}"),
+                ))
+            }
+        }
+        Ok(replaced)
+    }
+}
+
 impl Session {
     /// Forwards the complete client frames to the attached server, tracking sync points and
     /// parameter changes; a Terminate ends the session.
     pub(super) async fn forward_client_frames(&mut self) -> Flow {
+        if self.held_back_from_replica() {
+            return Flow::Continue;
+        }
+        let built = match self.build_request() {
+            Ok(b) => b,
+            Err(e) => return self.protocol_violation(e).await,
+        };
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
-        let fresh = std::mem::take(&mut a.fresh);
-        if !fresh
-            && a.decision.target == Target::Replica
-            && a.status == TxStatus::Idle
-            && !batch_only_reads(
-                self.io.bufs.client_input(),
-                self.shared.config.max_message_size,
-                &self.cluster.classifier,
-                &self.statements,
-            )
-        {
-            // A write pipelined behind a read must not reach the replica: it waits until the
-            // replica is released and is then routed on its own.
-            return Flow::Continue;
-        }
-        let map_names = self.mode == PoolMode::Transaction;
-        let conn: &mut crate::backend::ServerConn = &mut a.conn;
-        let mut rw = Rewriter {
-            registry: &self.shared.statements,
-            client: &mut self.statements,
-            held: &mut conn.prepared,
-            queue: &mut conn.queue,
-            map_names,
-        };
-        let mut end = 0;
-        let mut terminate = false;
-        // While every frame goes through unchanged they are sent from the input buffer;
-        // from the first rewritten one on, everything is copied into `sout`.
-        let mut direct = true;
         let b = self.io.bufs.get();
-        b.sout.clear();
-        for f in Frames::new(&b.cin, self.shared.config.max_message_size) {
-            let (h, frame) = match f {
-                Ok(x) => x,
-                Err(e) => {
-                    let e = PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string());
-                    return self.protocol_violation(e).await;
-                }
-            };
-            let mut replaced = None;
-            tracing::trace!(tag = %(h.tag as char), len = h.total_len, "client frame");
-            match h.tag {
-                b'Q' => {
-                    if let Some(sql) = query_sql(frame) {
-                        note_changes(&mut a.changes, a.sent, sql);
-                        if map_names {
-                            replaced = sql_level_prepared(sql, rw.client, rw.held);
-                        }
-                    }
-                    a.pending += 1;
-                    a.sent += 1;
-                }
-                b'P' => {
-                    if let Some(sql) = parse_sql(frame) {
-                        note_changes(&mut a.changes, a.sent, sql);
-                    }
-                }
-                b'S' | b'F' => {
-                    a.pending += 1;
-                    a.sent += 1;
-                }
-                b'c' | b'f' => {
-                    let ignored = rw.queue.on_copy_end();
-                    a.pending = a.pending.saturating_sub(ignored);
-                    a.sent = a.sent.saturating_sub(ignored as u64);
-                }
-                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' => {}
-                b'X' => {
-                    terminate = true;
-                    break;
-                }
-                other => {
-                    let e = PgError::fatal(
-                        SqlState::PROTOCOL_VIOLATION,
-                        format!("invalid frontend message type {other}"),
-                    );
-                    return self.protocol_violation(e).await;
-                }
-            }
-            let unchanged = replaced.is_none() && Rewriter::passes_through(h.tag);
-            if direct && !unchanged {
-                // The frames before this one go out as they came.
-                direct = false;
-                buffers::ensure_room(&mut b.sout, b.cin.len());
-                b.sout.extend_from_slice(&b.cin[..end]);
-            }
-            let result = match &replaced {
-                _ if direct => {
-                    rw.pass(h.tag, frame);
-                    Ok(())
-                }
-                Some(q) => rw.frame(b'Q', q, &mut b.sout),
-                None => rw.frame(h.tag, frame, &mut b.sout),
-            };
-            if let Err(e) = result {
-                return self
-                    .protocol_violation(e.with_severity(messages::Severity::Fatal))
-                    .await;
-            }
-            end += h.total_len;
-        }
-        let out = if direct { &b.cin[..end] } else { &b.sout[..] };
+        let out = if built.direct {
+            &b.cin[..built.end]
+        } else {
+            &b.sout[..]
+        };
         let written = if out.is_empty() {
             Ok(())
         } else {
             a.conn.stream.send_all(out).await
         };
-        b.cin.advance(end);
+        b.cin.advance(built.end);
         if let Err(e) = written {
             return Box::pin(self.on_server_lost(&format!("server write failed: {e}"))).await;
         }
@@ -131,10 +108,90 @@ impl Session {
                 return Flow::Close;
             }
         }
-        if terminate {
+        if built.terminate {
             return Flow::Close;
         }
         Flow::Continue
+    }
+
+    /// A write pipelined behind a read must not reach the replica the read went to: it waits
+    /// until the replica is released and is then routed on its own. The batch that caused
+    /// the checkout was classified when it was routed and is not checked again.
+    fn held_back_from_replica(&mut self) -> bool {
+        let Some(a) = self.server.as_mut() else {
+            return false;
+        };
+        let fresh = std::mem::take(&mut a.fresh);
+        !fresh
+            && a.decision.target == Target::Replica
+            && a.status == TxStatus::Idle
+            && !batch_only_reads(
+                self.io.bufs.client_input(),
+                self.shared.config.max_message_size,
+                &self.cluster.classifier,
+                &self.statements,
+            )
+    }
+
+    /// Walks the complete client frames: tracks them, rewrites prepared statements into
+    /// `sout` from the first frame that needs it on (before that, frames are sent from the
+    /// input buffer itself), and stops at a Terminate.
+    fn build_request(&mut self) -> Result<Built, PgError> {
+        let max = self.shared.config.max_message_size;
+        let map_names = self.mode == PoolMode::Transaction;
+        let mut built = Built {
+            end: 0,
+            direct: true,
+            terminate: false,
+        };
+        let Some(a) = self.server.as_mut() else {
+            return Ok(built);
+        };
+        let a: &mut Attached = a;
+        let conn: &mut crate::backend::ServerConn = &mut a.conn;
+        let mut rw = Rewriter {
+            registry: &self.shared.statements,
+            client: &mut self.statements,
+            held: &mut conn.prepared,
+            queue: &mut conn.queue,
+            map_names,
+        };
+        let mut track = Tracker {
+            changes: &mut a.changes,
+            pending: &mut a.pending,
+            sent: &mut a.sent,
+            map_names,
+        };
+        let b = self.io.bufs.get();
+        b.sout.clear();
+        for f in Frames::new(&b.cin, max) {
+            let (h, frame) =
+                f.map_err(|e| PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))?;
+            tracing::trace!(tag = %(h.tag as char), len = h.total_len, "client frame");
+            if h.tag == b'X' {
+                built.terminate = true;
+                break;
+            }
+            let replaced = track.frame(&mut rw, h.tag, frame)?;
+            let unchanged = replaced.is_none() && Rewriter::passes_through(h.tag);
+            if built.direct && !unchanged {
+                // The frames before this one go out as they came.
+                built.direct = false;
+                buffers::ensure_room(&mut b.sout, b.cin.len());
+                b.sout.extend_from_slice(&b.cin[..built.end]);
+            }
+            let result = match &replaced {
+                _ if built.direct => {
+                    rw.pass(h.tag, frame);
+                    Ok(())
+                }
+                Some(q) => rw.frame(b'Q', q, &mut b.sout),
+                None => rw.frame(h.tag, frame, &mut b.sout),
+            };
+            result.map_err(|e| e.with_severity(messages::Severity::Fatal))?;
+            built.end += h.total_len;
+        }
+        Ok(built)
     }
 }
 

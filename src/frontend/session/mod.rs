@@ -426,17 +426,15 @@ impl Session {
         };
         let release_at_idle = self.mode == PoolMode::Transaction;
         let b = self.io.bufs.get();
+        let tracking = server_input::Tracking {
+            attached: a,
+            wanted: &mut self.wanted,
+            startup: &self.startup,
+            release_at_idle,
+        };
         let outcome = self
             .input
-            .process(
-                &mut b.sin,
-                a,
-                &mut self.io.stream,
-                &mut b.cout,
-                &mut self.wanted,
-                &self.startup,
-                release_at_idle,
-            )
+            .process(&mut b.sin, &mut self.io.stream, &mut b.cout, tracking)
             .await;
         match outcome {
             Ok(server_input::Outcome {

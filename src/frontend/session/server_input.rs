@@ -49,174 +49,140 @@ fn inspected(tag: u8) -> bool {
 /// The message an ErrorResponse carries when a prepared statement's plan no longer fits.
 const STALE_PLAN: &str = "cached plan must not change result type";
 
+/// What handling the server's replies reads and changes in the session.
+pub struct Tracking<'a> {
+    pub attached: &'a mut Attached,
+    /// The client's settings (ParameterStatus and settled SETs change them).
+    pub wanted: &'a mut Wanted,
+    /// What RESET goes back to.
+    pub startup: &'a ParamMap,
+    /// Transaction pooling: the connection can go back at ReadyForQuery('I').
+    pub release_at_idle: bool,
+}
+
+/// How far one pass over the server buffer got.
+#[derive(Default)]
+struct Walk {
+    /// End of the bytes handled.
+    pos: usize,
+    /// Start of the handled bytes not yet copied or written to the client.
+    fwd_start: usize,
+    release: bool,
+    stale: Vec<Arc<StatementInfo>>,
+}
+
 impl ServerInput {
     /// Handles the bytes in `sbuf`: forwards complete and partial pass-through frames,
     /// inspects the rest, and reports whether the connection can be released. Made-up
     /// replies are spliced in through `out` (the client's output buffer).
-    #[allow(clippy::too_many_arguments)]
     pub async fn process(
         &mut self,
         sbuf: &mut BytesMut,
-        a: &mut Attached,
         client: &mut Stream,
         out: &mut BytesMut,
-        wanted: &mut Wanted,
-        startup: &ParamMap,
-        release_at_idle: bool,
+        mut t: Tracking<'_>,
     ) -> Result<Outcome, ProcessError> {
-        let mut pos = 0;
-        let mut fwd_start = 0;
-        let mut release = false;
-        let mut stale = Vec::new();
         out.clear();
+        let mut w = Walk::default();
+        self.walk(sbuf, out, &mut t, &mut w)?;
+        w.finish(sbuf, client, out).await
+    }
+
+    /// Advances over the frames in `sbuf`, up to the end of what is there (or the
+    /// ReadyForQuery at which the connection is released).
+    fn walk(
+        &mut self,
+        sbuf: &mut BytesMut,
+        out: &mut BytesMut,
+        t: &mut Tracking<'_>,
+        w: &mut Walk,
+    ) -> Result<(), ProcessError> {
         loop {
             if self.frame_left > 0 {
-                let take = self.frame_left.min(sbuf.len() - pos);
-                pos += take;
+                let take = self.frame_left.min(sbuf.len() - w.pos);
+                w.pos += take;
                 self.frame_left -= take;
                 if self.frame_left > 0 {
-                    break;
+                    return Ok(());
                 }
-                if a.conn.queue.synthetic_ready() {
-                    out.extend_from_slice(&sbuf[fwd_start..pos]);
-                    fwd_start = pos;
-                    a.conn.queue.drain_synthetic(out);
-                }
+                w.splice_if_ready(sbuf, t.attached, out);
                 continue;
             }
-            let h = match peek_header(&sbuf[pos..], SERVER_MAX_FRAME) {
+            let h = match peek_header(&sbuf[w.pos..], SERVER_MAX_FRAME) {
                 Ok(Some(h)) => h,
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 Err(e) => {
                     return Err(ProcessError::Server(format!(
                         "invalid message from server: {e}"
                     )))
                 }
             };
-            tracing::trace!(tag = %(h.tag as char), len = h.total_len, pending = a.pending, "server frame");
+            tracing::trace!(tag = %(h.tag as char), len = h.total_len, pending = t.attached.pending, "server frame");
             if !inspected(h.tag) {
-                {
-                    let conn = &mut *a.conn;
-                    conn.queue.on_frame(h.tag, &mut conn.prepared)
-                };
+                expect_reply(t.attached, h.tag);
                 self.frame_left = h.total_len;
                 continue;
             }
-            if sbuf.len() - pos < h.total_len {
+            if sbuf.len() - w.pos < h.total_len {
                 sbuf.reserve(h.total_len);
-                break;
+                return Ok(());
             }
-            let frame = &sbuf[pos..pos + h.total_len];
-            let mut swallow = false;
-            match h.tag {
-                b'Z' => {
-                    let status = ready_status(frame)
-                        .ok_or_else(|| ProcessError::Server("invalid ReadyForQuery".into()))?;
-                    {
-                        let conn = &mut *a.conn;
-                        conn.queue.on_frame(b'Z', &mut conn.prepared)
-                    };
-                    a.status = status;
-                    a.pending = a.pending.saturating_sub(1);
-                    a.answered += 1;
-                    settle(a, wanted, startup, status);
-                }
-                b'E' => {
-                    let err = error_fields(frame);
-                    let (_, failed) = {
-                        let conn = &mut *a.conn;
-                        conn.queue.on_frame(b'E', &mut conn.prepared)
-                    };
-                    match err {
-                        Some(err) if err.severity == Severity::Fatal => {
-                            // Dropped here; the session reports it as an ERROR.
-                            swallow = true;
-                            a.conn.broken = true;
-                            a.fatal = Some(err);
-                        }
-                        Some(err) => {
-                            a.saw_error = true;
-                            if let Some(f) = failed {
-                                if err.code == SqlState::FEATURE_NOT_SUPPORTED
-                                    && err.message.contains(STALE_PLAN)
-                                {
-                                    stale.push(f);
-                                }
-                            }
-                        }
-                        None => a.saw_error = true,
-                    }
-                }
-                b'S' => {
-                    {
-                        let conn = &mut *a.conn;
-                        conn.queue.on_frame(b'S', &mut conn.prepared)
-                    };
-                    if let Some((name, value)) = parameter_status(frame) {
-                        a.conn.note_parameter(name, value);
-                        if is_tracked_report(name) {
-                            let key = name.to_ascii_lowercase();
-                            let v = ParamValue::Literal(value.to_string());
-                            a.conn.applied.insert(key.clone(), v.clone());
-                            wanted.map.insert(key, v);
-                            wanted.version = fresh_version();
-                            a.conn.applied_version = wanted.version;
-                        }
-                    }
-                }
-                b'C' => {
-                    {
-                        let conn = &mut *a.conn;
-                        conn.queue.on_frame(b'C', &mut conn.prepared)
-                    };
-                    a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]);
-                }
-                _ => {
-                    let (action, _) = {
-                        let conn = &mut *a.conn;
-                        conn.queue.on_frame(h.tag, &mut conn.prepared)
-                    };
-                    swallow = action == Action::Swallow;
-                }
+            let frame = &sbuf[w.pos..w.pos + h.total_len];
+            if inspect(t, h.tag, frame, &mut w.stale)? {
+                // Swallowed: what came before it goes out, it does not.
+                out.extend_from_slice(&sbuf[w.fwd_start..w.pos]);
+                w.fwd_start = w.pos + h.total_len;
             }
-            if swallow {
-                out.extend_from_slice(&sbuf[fwd_start..pos]);
-                pos += h.total_len;
-                fwd_start = pos;
-            } else {
-                pos += h.total_len;
-            }
-            if a.conn.queue.synthetic_ready() {
-                out.extend_from_slice(&sbuf[fwd_start..pos]);
-                fwd_start = pos;
-                a.conn.queue.drain_synthetic(out);
-            }
+            w.pos += h.total_len;
+            w.splice_if_ready(sbuf, t.attached, out);
+            let a = &*t.attached;
             if h.tag == b'Z'
-                && release_at_idle
+                && t.release_at_idle
                 && a.pending == 0
                 && a.status == TxStatus::Idle
                 && a.conn.queue.is_empty()
-                && pos == sbuf.len()
+                && w.pos == sbuf.len()
             {
-                release = true;
-                break;
+                w.release = true;
+                return Ok(());
             }
         }
+    }
+}
+
+impl Walk {
+    /// Replies made up by Switchyard that are due now go in after what was handled so far.
+    fn splice_if_ready(&mut self, sbuf: &[u8], a: &mut Attached, out: &mut BytesMut) {
+        if a.conn.queue.synthetic_ready() {
+            out.extend_from_slice(&sbuf[self.fwd_start..self.pos]);
+            self.fwd_start = self.pos;
+            a.conn.queue.drain_synthetic(out);
+        }
+    }
+
+    /// Writes what was handled to the client (unless the connection is to be released
+    /// first: then the caller writes the tail) and drops it from `sbuf`.
+    async fn finish(
+        self,
+        sbuf: &mut BytesMut,
+        client: &mut Stream,
+        out: &mut BytesMut,
+    ) -> Result<Outcome, ProcessError> {
         let spliced = !out.is_empty();
         if spliced {
-            out.extend_from_slice(&sbuf[fwd_start..pos]);
+            out.extend_from_slice(&sbuf[self.fwd_start..self.pos]);
         }
-        if release {
+        if self.release {
             return Ok(Outcome {
                 release: true,
-                tail: (!spliced && pos > fwd_start).then_some(fwd_start..pos),
-                stale,
+                tail: (!spliced && self.pos > self.fwd_start).then_some(self.fwd_start..self.pos),
+                stale: self.stale,
             });
         }
         let write = if spliced {
             client.send_all(out).await
-        } else if pos > fwd_start {
-            client.send_all(&sbuf[fwd_start..pos]).await
+        } else if self.pos > self.fwd_start {
+            client.send_all(&sbuf[self.fwd_start..self.pos]).await
         } else {
             Ok(())
         };
@@ -226,12 +192,95 @@ impl ServerInput {
         if write.is_err() {
             return Err(ProcessError::Client);
         }
-        sbuf.advance(pos);
+        sbuf.advance(self.pos);
         Ok(Outcome {
             release: false,
             tail: None,
-            stale,
+            stale: self.stale,
         })
+    }
+}
+
+/// Advances the connection's queue of expected replies past a frame of type `tag`: what to
+/// do with the frame, and the statement whose Parse failed (for an ErrorResponse).
+#[inline]
+fn expect_reply(a: &mut Attached, tag: u8) -> (Action, Option<Arc<StatementInfo>>) {
+    let conn = &mut *a.conn;
+    conn.queue.on_frame(tag, &mut conn.prepared)
+}
+
+/// Looks at one whole inspected frame and tracks what it says; true if it is swallowed.
+fn inspect(
+    t: &mut Tracking<'_>,
+    tag: u8,
+    frame: &[u8],
+    stale: &mut Vec<Arc<StatementInfo>>,
+) -> Result<bool, ProcessError> {
+    let a = &mut *t.attached;
+    let (action, failed) = expect_reply(a, tag);
+    match tag {
+        b'Z' => {
+            let status = ready_status(frame)
+                .ok_or_else(|| ProcessError::Server("invalid ReadyForQuery".into()))?;
+            a.status = status;
+            a.pending = a.pending.saturating_sub(1);
+            a.answered += 1;
+            settle(a, t.wanted, t.startup, status);
+        }
+        b'E' => return Ok(on_error(a, frame, failed, stale)),
+        b'S' => {
+            if let Some((name, value)) = parameter_status(frame) {
+                note_parameter(a, t.wanted, name, value);
+            }
+        }
+        b'C' => a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]),
+        _ => return Ok(action == Action::Swallow),
+    }
+    Ok(false)
+}
+
+/// An ErrorResponse: a FATAL is held back (the session reports it as an ERROR) and the
+/// connection marked broken; a stale plan of a prepared statement is noted. True if
+/// swallowed.
+fn on_error(
+    a: &mut Attached,
+    frame: &[u8],
+    failed: Option<Arc<StatementInfo>>,
+    stale: &mut Vec<Arc<StatementInfo>>,
+) -> bool {
+    match error_fields(frame) {
+        Some(err) if err.severity == Severity::Fatal => {
+            a.conn.broken = true;
+            a.fatal = Some(err);
+            true
+        }
+        Some(err) => {
+            a.saw_error = true;
+            if let Some(f) = failed {
+                if err.code == SqlState::FEATURE_NOT_SUPPORTED && err.message.contains(STALE_PLAN) {
+                    stale.push(f);
+                }
+            }
+            false
+        }
+        None => {
+            a.saw_error = true;
+            false
+        }
+    }
+}
+
+/// A ParameterStatus: recorded on the connection, and for a setting the client can change,
+/// taken as what both the client and the connection now have.
+fn note_parameter(a: &mut Attached, wanted: &mut Wanted, name: &str, value: &str) {
+    a.conn.note_parameter(name, value);
+    if is_tracked_report(name) {
+        let key = name.to_ascii_lowercase();
+        let v = ParamValue::Literal(value.to_string());
+        a.conn.applied.insert(key.clone(), v.clone());
+        wanted.map.insert(key, v);
+        wanted.version = fresh_version();
+        a.conn.applied_version = wanted.version;
     }
 }
 
