@@ -42,116 +42,101 @@ impl Checker<'_> {
     }
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let listen = match raw.listen {
-            None => {
-                return Err(ConfigError::Global {
-                    message: "missing required key `listen` (e.g. listen = \"127.0.0.1:6432\")"
-                        .to_string(),
-                })
-            }
-            Some(listen) => listen.get_ref().parse::<SocketAddr>().map_err(|_| {
-                self.invalid(
-                    &listen.span(),
-                    "listen",
-                    format!(
-                        "{:?} is not an IP:port address (e.g. \"127.0.0.1:6432\" or \"[::1]:6432\"; \
-                         host names are not accepted here)",
-                        listen.get_ref()
-                    ),
-                )
-            })?,
-        };
+        let listen = self.listen(raw.listen)?;
         let auth_method = raw.auth_method.map(Spanned::into_inner).unwrap_or_default();
-
         let ms = |value, key, default, min| self.int(value, key, default, min, MAX_DURATION_MS, "");
-        let checkout_timeout_ms = ms(
-            raw.checkout_timeout_ms,
-            "checkout_timeout_ms",
-            DEFAULT_CHECKOUT_TIMEOUT_MS,
-            1,
-        )?;
-        let connect_timeout_ms = ms(
-            raw.connect_timeout_ms,
-            "connect_timeout_ms",
-            DEFAULT_CONNECT_TIMEOUT_MS,
-            1,
-        )?;
-        let server_idle_timeout_ms = ms(
-            raw.server_idle_timeout_ms,
-            "server_idle_timeout_ms",
-            DEFAULT_SERVER_IDLE_TIMEOUT_MS,
-            0,
-        )?;
-        let server_lifetime_ms = ms(
-            raw.server_lifetime_ms,
-            "server_lifetime_ms",
-            DEFAULT_SERVER_LIFETIME_MS,
-            0,
-        )?;
-        let client_login_timeout_ms = ms(
-            raw.client_login_timeout_ms,
-            "client_login_timeout_ms",
-            DEFAULT_CLIENT_LOGIN_TIMEOUT_MS,
-            1,
-        )?;
-        let shutdown_timeout_ms = ms(
-            raw.shutdown_timeout_ms,
-            "shutdown_timeout_ms",
-            DEFAULT_SHUTDOWN_TIMEOUT_MS,
-            0,
-        )?;
-        let max_message_size = self.size(
-            raw.max_message_size,
-            "max_message_size",
-            DEFAULT_MAX_MESSAGE_SIZE,
-            MIN_MAX_MESSAGE_SIZE,
-            MAX_MAX_MESSAGE_SIZE,
-            " bytes",
-        )?;
-        let worker_threads = self.size(
-            raw.worker_threads,
-            "worker_threads",
-            DEFAULT_WORKER_THREADS,
-            0,
-            MAX_WORKER_THREADS,
-            "",
-        )?;
-
-        let prepared_statements_per_connection = self.size(
-            raw.prepared_statements_per_connection,
-            "prepared_statements_per_connection",
-            250,
-            1,
-            100_000,
-            "",
-        )?;
-        let max_prepared_statements = self.size(
-            raw.max_prepared_statements,
-            "max_prepared_statements",
-            10_000,
-            1,
-            10_000_000,
-            "",
-        )?;
-
-        let users = self.users(raw.users, auth_method)?;
-        let databases = self.databases(raw.databases)?;
-
+        let count = |value, key, default, min, max| self.size(value, key, default, min, max, "");
         Ok(Config {
             listen,
             auth_method,
-            users,
-            databases,
-            checkout_timeout_ms,
-            connect_timeout_ms,
-            max_message_size,
-            worker_threads,
-            server_idle_timeout_ms,
-            server_lifetime_ms,
-            client_login_timeout_ms,
-            shutdown_timeout_ms,
-            prepared_statements_per_connection,
-            max_prepared_statements,
+            checkout_timeout_ms: ms(
+                raw.checkout_timeout_ms,
+                "checkout_timeout_ms",
+                DEFAULT_CHECKOUT_TIMEOUT_MS,
+                1,
+            )?,
+            connect_timeout_ms: ms(
+                raw.connect_timeout_ms,
+                "connect_timeout_ms",
+                DEFAULT_CONNECT_TIMEOUT_MS,
+                1,
+            )?,
+            server_idle_timeout_ms: ms(
+                raw.server_idle_timeout_ms,
+                "server_idle_timeout_ms",
+                DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+                0,
+            )?,
+            server_lifetime_ms: ms(
+                raw.server_lifetime_ms,
+                "server_lifetime_ms",
+                DEFAULT_SERVER_LIFETIME_MS,
+                0,
+            )?,
+            client_login_timeout_ms: ms(
+                raw.client_login_timeout_ms,
+                "client_login_timeout_ms",
+                DEFAULT_CLIENT_LOGIN_TIMEOUT_MS,
+                1,
+            )?,
+            shutdown_timeout_ms: ms(
+                raw.shutdown_timeout_ms,
+                "shutdown_timeout_ms",
+                DEFAULT_SHUTDOWN_TIMEOUT_MS,
+                0,
+            )?,
+            max_message_size: self.size(
+                raw.max_message_size,
+                "max_message_size",
+                DEFAULT_MAX_MESSAGE_SIZE,
+                MIN_MAX_MESSAGE_SIZE,
+                MAX_MAX_MESSAGE_SIZE,
+                " bytes",
+            )?,
+            worker_threads: count(
+                raw.worker_threads,
+                "worker_threads",
+                DEFAULT_WORKER_THREADS,
+                0,
+                MAX_WORKER_THREADS,
+            )?,
+            prepared_statements_per_connection: count(
+                raw.prepared_statements_per_connection,
+                "prepared_statements_per_connection",
+                250,
+                1,
+                100_000,
+            )?,
+            max_prepared_statements: count(
+                raw.max_prepared_statements,
+                "max_prepared_statements",
+                10_000,
+                1,
+                10_000_000,
+            )?,
+            users: self.users(raw.users, auth_method)?,
+            databases: self.databases(raw.databases)?,
+        })
+    }
+
+    /// `listen`: required, an IP:port.
+    fn listen(&self, listen: Option<Spanned<String>>) -> Result<SocketAddr, ConfigError> {
+        let Some(listen) = listen else {
+            return Err(ConfigError::Global {
+                message: "missing required key `listen` (e.g. listen = \"127.0.0.1:6432\")"
+                    .to_string(),
+            });
+        };
+        listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+            self.invalid(
+                &listen.span(),
+                "listen",
+                format!(
+                    "{:?} is not an IP:port address (e.g. \"127.0.0.1:6432\" or \"[::1]:6432\"; \
+                     host names are not accepted here)",
+                    listen.get_ref()
+                ),
+            )
         })
     }
 
@@ -306,8 +291,86 @@ impl Checker<'_> {
         path: &str,
         raw: RawDatabase,
     ) -> Result<Database, ConfigError> {
+        let hosts = self.hosts(self.required(raw.hosts, &name.span(), path, "hosts")?, path)?;
+        let dbname = self
+            .optional_identifier(raw.dbname, path, "dbname", "dbname")?
+            .unwrap_or_else(|| name.get_ref().clone());
+        let at = |key: &str| format!("{path}.{key}");
+        let functions = |list, key| self.function_list(list, path, key);
+        let limit = |v: Option<Spanned<u64>>, key: &str, default: u64| {
+            self.int(v, &at(key), default, 0, MAX_DURATION_MS, "")
+        };
+        let ms = |v: Option<Spanned<u64>>, key: &str, default: u64, min: u64| {
+            self.int(v, &at(key), default, min, MAX_DURATION_MS, " ms")
+        };
+        Ok(Database {
+            name: name.get_ref().clone(),
+            hosts,
+            dbname,
+            pool_mode: raw.pool_mode.map(Spanned::into_inner).unwrap_or_default(),
+            pool_size: self.size(
+                raw.pool_size,
+                &at("pool_size"),
+                DEFAULT_POOL_SIZE,
+                1,
+                MAX_POOL_SIZE,
+                "",
+            )?,
+            routing: raw.routing.map(Spanned::into_inner).unwrap_or_default(),
+            write_functions: functions(raw.write_functions, "write_functions")?,
+            read_only_functions: functions(raw.read_only_functions, "read_only_functions")?,
+            read_your_writes: raw
+                .read_your_writes
+                .map(Spanned::into_inner)
+                .unwrap_or_default(),
+            read_your_writes_window_ms: ms(
+                raw.read_your_writes_window_ms,
+                "read_your_writes_window_ms",
+                1000,
+                0,
+            )?,
+            load_balancing: raw
+                .load_balancing
+                .map(Spanned::into_inner)
+                .unwrap_or_default(),
+            primary_reads: raw.primary_reads.map(Spanned::into_inner).unwrap_or(false),
+            health_check_interval_ms: ms(
+                raw.health_check_interval_ms,
+                "health_check_interval_ms",
+                1000,
+                100,
+            )?,
+            health_check_user: self.optional_identifier(
+                raw.health_check_user,
+                path,
+                "health_check_user",
+                "user name",
+            )?,
+            ban_time_ms: limit(raw.ban_time_ms, "ban_time_ms", 5000)?,
+            max_replica_lag_bytes: self.int(
+                raw.max_replica_lag_bytes,
+                &at("max_replica_lag_bytes"),
+                16 * 1024 * 1024,
+                0,
+                u64::MAX,
+                "",
+            )?,
+            max_replica_lag_ms: limit(raw.max_replica_lag_ms, "max_replica_lag_ms", 10_000)?,
+            primary_wait_timeout_ms: limit(
+                raw.primary_wait_timeout_ms,
+                "primary_wait_timeout_ms",
+                5000,
+            )?,
+        })
+    }
+
+    /// A database's `hosts`: at least one, each a host:port, no duplicates.
+    fn hosts(
+        &self,
+        hosts: Spanned<Vec<Spanned<String>>>,
+        path: &str,
+    ) -> Result<Vec<HostAddr>, ConfigError> {
         let hosts_path = format!("{path}.hosts");
-        let hosts = self.required(raw.hosts, &name.span(), path, "hosts")?;
         if hosts.get_ref().is_empty() {
             return Err(self.invalid(&hosts.span(), &hosts_path, "at least one host is required"));
         }
@@ -331,110 +394,47 @@ impl Checker<'_> {
             }
             parsed.push(addr);
         }
+        Ok(parsed)
+    }
 
-        let dbname = match raw.dbname {
-            Some(dbname) => {
-                self.identifier(&dbname, &format!("{path}.dbname"), "dbname")?;
-                dbname.into_inner()
+    /// A list of function names, trimmed and lower-cased; none may be empty.
+    fn function_list(
+        &self,
+        list: Option<Spanned<Vec<Spanned<String>>>>,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        let items = list.map(Spanned::into_inner).unwrap_or_default();
+        for (i, f) in items.into_iter().enumerate() {
+            let name = f.get_ref().trim().to_ascii_lowercase();
+            if name.is_empty() {
+                return Err(self.invalid(
+                    &f.span(),
+                    &format!("{path}.{key}[{i}]"),
+                    "empty function name",
+                ));
             }
-            None => name.get_ref().clone(),
-        };
-        let pool_size = self.size(
-            raw.pool_size,
-            &format!("{path}.pool_size"),
-            DEFAULT_POOL_SIZE,
-            1,
-            MAX_POOL_SIZE,
-            "",
-        )?;
+            out.push(name);
+        }
+        Ok(out)
+    }
 
-        let functions = |list: Option<Spanned<Vec<Spanned<String>>>>, key: &str| {
-            let mut out = Vec::new();
-            for (i, f) in list
-                .map(Spanned::into_inner)
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-            {
-                let name = f.get_ref().trim().to_ascii_lowercase();
-                if name.is_empty() {
-                    return Err(self.invalid(
-                        &f.span(),
-                        &format!("{path}.{key}[{i}]"),
-                        "empty function name",
-                    ));
-                }
-                out.push(name);
+    /// An optional identifier-valued key (`what` names it in errors).
+    fn optional_identifier(
+        &self,
+        value: Option<Spanned<String>>,
+        path: &str,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        match value {
+            Some(v) => {
+                self.identifier(&v, &format!("{path}.{key}"), what)?;
+                Ok(Some(v.into_inner()))
             }
-            Ok(out)
-        };
-        let write_functions = functions(raw.write_functions, "write_functions")?;
-        let read_only_functions = functions(raw.read_only_functions, "read_only_functions")?;
-        let read_your_writes_window_ms = self.int(
-            raw.read_your_writes_window_ms,
-            &format!("{path}.read_your_writes_window_ms"),
-            1000,
-            0,
-            MAX_DURATION_MS,
-            " ms",
-        )?;
-        let health_check_interval_ms = self.int(
-            raw.health_check_interval_ms,
-            &format!("{path}.health_check_interval_ms"),
-            1000,
-            100,
-            MAX_DURATION_MS,
-            " ms",
-        )?;
-        let limit = |v: Option<Spanned<u64>>, key: &str, default: u64| {
-            self.int(v, &format!("{path}.{key}"), default, 0, MAX_DURATION_MS, "")
-        };
-        let ban_time_ms = limit(raw.ban_time_ms, "ban_time_ms", 5000)?;
-        let max_replica_lag_ms = limit(raw.max_replica_lag_ms, "max_replica_lag_ms", 10_000)?;
-        let primary_wait_timeout_ms =
-            limit(raw.primary_wait_timeout_ms, "primary_wait_timeout_ms", 5000)?;
-        let max_replica_lag_bytes = self.int(
-            raw.max_replica_lag_bytes,
-            &format!("{path}.max_replica_lag_bytes"),
-            16 * 1024 * 1024,
-            0,
-            u64::MAX,
-            "",
-        )?;
-        let health_check_user = match raw.health_check_user {
-            Some(u) => {
-                self.identifier(&u, &format!("{path}.health_check_user"), "user name")?;
-                Some(u.into_inner())
-            }
-            None => None,
-        };
-
-        Ok(Database {
-            name: name.get_ref().clone(),
-            hosts: parsed,
-            dbname,
-            pool_mode: raw.pool_mode.map(Spanned::into_inner).unwrap_or_default(),
-            pool_size,
-            routing: raw.routing.map(Spanned::into_inner).unwrap_or_default(),
-            write_functions,
-            read_only_functions,
-            read_your_writes: raw
-                .read_your_writes
-                .map(Spanned::into_inner)
-                .unwrap_or_default(),
-            read_your_writes_window_ms,
-            load_balancing: raw
-                .load_balancing
-                .map(Spanned::into_inner)
-                .unwrap_or_default(),
-            primary_reads: raw.primary_reads.map(Spanned::into_inner).unwrap_or(false),
-            health_check_interval_ms,
-            health_check_user,
-            ban_time_ms,
-            max_replica_lag_bytes,
-            max_replica_lag_ms,
-            primary_wait_timeout_ms,
-        })
+            None => Ok(None),
+        }
     }
 
     /// A required key of a table; a missing one is reported at `table_span`.

@@ -30,6 +30,8 @@ pub struct Policy {
 /// change a role).
 pub const FAILURES_TO_DOWN: u32 = 2;
 
+/// The snapshot after a round of checks: roles from what each host said, one primary among
+/// those that claim it (the others fenced), replicas' lag and exclusions.
 pub fn next_snapshot(
     prev: &Snapshot,
     obs: &[Observation],
@@ -37,53 +39,66 @@ pub fn next_snapshot(
     now: Instant,
 ) -> Snapshot {
     let mut hosts: Vec<HostState> = prev.hosts.clone();
-    let prev_primary = prev.primary();
     for (h, o) in hosts.iter_mut().zip(obs) {
-        h.checked_at = Some(now);
-        match o {
-            Observation::Failed(e) => {
-                h.failures += 1;
-                h.error = Some(e.clone());
-                h.banned_until = Some(now + policy.ban_time);
-                if h.failures >= FAILURES_TO_DOWN || h.role == Role::Unknown {
-                    h.role = Role::Down;
-                }
-            }
-            Observation::Up {
-                in_recovery,
-                lsn,
-                timeline,
-                lag_ms,
-            } => {
-                h.failures = 0;
-                h.error = None;
-                h.lsn = *lsn;
-                h.timeline = *timeline;
-                h.lag_ms = *lag_ms;
-                h.role = if *in_recovery {
-                    Role::Replica
-                } else {
-                    Role::Primary
-                };
+        observe(h, o, policy, now);
+    }
+    let winner = settle_primary(&mut hosts, obs, prev.primary());
+    let primary = winner.map(|i| (hosts[i].lsn, hosts[i].timeline));
+    for h in hosts.iter_mut() {
+        exclude(h, primary, policy, now);
+    }
+    Snapshot { hosts }
+}
+
+/// One host's check result.
+fn observe(h: &mut HostState, o: &Observation, policy: &Policy, now: Instant) {
+    h.checked_at = Some(now);
+    match o {
+        Observation::Failed(e) => {
+            h.failures += 1;
+            h.error = Some(e.clone());
+            h.banned_until = Some(now + policy.ban_time);
+            if h.failures >= FAILURES_TO_DOWN || h.role == Role::Unknown {
+                h.role = Role::Down;
             }
         }
+        Observation::Up {
+            in_recovery,
+            lsn,
+            timeline,
+            lag_ms,
+        } => {
+            h.failures = 0;
+            h.error = None;
+            h.lsn = *lsn;
+            h.timeline = *timeline;
+            h.lag_ms = *lag_ms;
+            h.role = if *in_recovery {
+                Role::Replica
+            } else {
+                Role::Primary
+            };
+        }
     }
-    // Among the hosts that claim to be primary now, the highest timeline wins; on a tie the
-    // previous primary keeps its place. The others are fenced.
-    let claimants: Vec<usize> = obs
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| {
-            matches!(
-                o,
-                Observation::Up {
-                    in_recovery: false,
-                    ..
-                }
-            )
-        })
-        .map(|(i, _)| i)
-        .collect();
+}
+
+/// Among the hosts that claim to be primary now, the highest timeline wins; on a tie the
+/// previous primary keeps its place. The others are fenced. Returns the winner.
+fn settle_primary(
+    hosts: &mut [HostState],
+    obs: &[Observation],
+    prev_primary: Option<usize>,
+) -> Option<usize> {
+    let claims = |o: &Observation| {
+        matches!(
+            o,
+            Observation::Up {
+                in_recovery: false,
+                ..
+            }
+        )
+    };
+    let claimants: Vec<usize> = (0..obs.len()).filter(|&i| claims(&obs[i])).collect();
     let winner = claimants.iter().copied().max_by_key(|&i| {
         (
             hosts[i].timeline,
@@ -96,45 +111,50 @@ pub fn next_snapshot(
             hosts[i].role = Role::Fenced;
         }
     }
-    if let Some(w) = winner {
+    match winner {
         // A former primary that is failing its checks is not the primary any more.
-        for (i, h) in hosts.iter_mut().enumerate() {
-            if i != w && h.role == Role::Primary {
-                h.role = Role::Down;
+        Some(w) => {
+            for (i, h) in hosts.iter_mut().enumerate() {
+                if i != w && h.role == Role::Primary {
+                    h.role = Role::Down;
+                }
             }
         }
-    }
-    if winner.is_none() {
         // A primary that failed one check stays primary until it fails again.
-        if let Some(p) = prev_primary {
-            if hosts[p].role != Role::Down && matches!(obs.get(p), Some(Observation::Failed(_))) {
-                hosts[p].role = Role::Primary;
+        None => {
+            if let Some(p) = prev_primary {
+                if hosts[p].role != Role::Down && matches!(obs.get(p), Some(Observation::Failed(_)))
+                {
+                    hosts[p].role = Role::Primary;
+                }
             }
         }
     }
-    let primary = winner.map(|i| (hosts[i].lsn, hosts[i].timeline));
-    for h in hosts.iter_mut() {
-        h.excluded = None;
-        if h.role != Role::Replica {
-            h.lag_bytes = 0;
-            continue;
-        }
-        if let Some((p_lsn, p_tl)) = primary {
-            h.lag_bytes = p_lsn.saturating_sub(h.lsn);
-            if h.timeline != 0 && h.timeline < p_tl {
-                h.excluded = Some(Exclusion::OldTimeline);
-            }
-        }
-        let too_far = (policy.max_lag_bytes > 0 && h.lag_bytes > policy.max_lag_bytes)
-            || (policy.max_lag_ms > 0 && h.lag_ms > policy.max_lag_ms);
-        if h.excluded.is_none() && too_far {
-            h.excluded = Some(Exclusion::Lagging);
-        }
-        if h.excluded.is_none() && h.is_banned(now) {
-            h.excluded = Some(Exclusion::Banned);
+    winner
+}
+
+/// A replica's lag behind the primary (LSN and timeline), and whether it is kept from
+/// reads: on an older timeline, too far behind, or banned.
+fn exclude(h: &mut HostState, primary: Option<(u64, u32)>, policy: &Policy, now: Instant) {
+    h.excluded = None;
+    if h.role != Role::Replica {
+        h.lag_bytes = 0;
+        return;
+    }
+    if let Some((p_lsn, p_tl)) = primary {
+        h.lag_bytes = p_lsn.saturating_sub(h.lsn);
+        if h.timeline != 0 && h.timeline < p_tl {
+            h.excluded = Some(Exclusion::OldTimeline);
         }
     }
-    Snapshot { hosts }
+    let too_far = (policy.max_lag_bytes > 0 && h.lag_bytes > policy.max_lag_bytes)
+        || (policy.max_lag_ms > 0 && h.lag_ms > policy.max_lag_ms);
+    if h.excluded.is_none() && too_far {
+        h.excluded = Some(Exclusion::Lagging);
+    }
+    if h.excluded.is_none() && h.is_banned(now) {
+        h.excluded = Some(Exclusion::Banned);
+    }
 }
 
 #[cfg(test)]
