@@ -14,6 +14,11 @@
 #      processes no transactions; print a summary table (mode, workload, tps,
 #      failed).
 #
+# With SMOKE_TLS=1 everything runs over TLS on both sides: the servers get
+# ssl = on with a throw-away CA (openssl), Switchyard a [tls] table and
+# server_tls = "verify-full", and pgbench connects with sslmode=verify-full;
+# the run fails unless the server connections really use TLS.
+#
 # Everything (Switchyard, the cluster, the temp dir) is removed on exit, also
 # on failure or Ctrl-C.
 #
@@ -29,6 +34,7 @@
 #   SMOKE_KEEP_LOG       copy Switchyard's log to this file before cleanup
 #   SWITCHYARD_BIN       use this binary instead of `cargo build --release`
 #   PG_FSYNC             fsync of the cluster, on|off (default on)
+#   SMOKE_TLS            1: TLS on both sides (default 0)
 #   RUST_LOG             Switchyard log filter (default info)
 set -euo pipefail
 
@@ -104,6 +110,23 @@ cluster_up "$dir" "$pg_port" "$replica_port"
 config=$dir/switchyard.toml
 write_switchyard_config "$config" "127.0.0.1:$sy_port" "$pool_size" transaction \
   "127.0.0.1:$pg_port" "127.0.0.1:$replica_port"
+tls=${SMOKE_TLS:-0}
+if [[ $tls == 1 ]]; then
+  mkdir "$dir/tls"
+  make_test_certs "$dir/tls"
+  cluster_enable_ssl "$dir/tls/server.crt" "$dir/tls/server.key" \
+    "$dir/primary:$pg_port" "$dir/replica1:$replica_port"
+  cat >>"$config" <<EOF
+server_tls = "verify-full"
+server_ca = "$dir/tls/ca.crt"
+
+[tls]
+cert = "$dir/tls/server.crt"
+key = "$dir/tls/server.key"
+mode = "require"
+EOF
+  cl_log "TLS on both sides (server_tls = verify-full, [tls] mode = require)"
+fi
 sy_log=$dir/switchyard.log
 RUST_LOG=${RUST_LOG:-info} "$bin" --config "$config" </dev/null >>"$sy_log" 2>&1 &
 sy_pid=$!
@@ -115,6 +138,9 @@ for v in "${_CL_SCRUB_ENV[@]}"; do
   unset "$v"
 done
 export PGPASSWORD=$CL_APP_PASSWORD PGCONNECT_TIMEOUT=10 PGSSLMODE=disable
+if [[ $tls == 1 ]]; then
+  export PGSSLMODE=verify-full PGSSLROOTCERT=$dir/tls/ca.crt
+fi
 conn=(-h 127.0.0.1 -p "$sy_port" -U "$CL_APP_USER")
 
 # Transaction counters of the app database on one server (direct connection).
@@ -196,6 +222,12 @@ run_pgbench() {
     "${failed:-?}" "${processed:-?}" "$verdict")")
 }
 
+if [[ $tls == 1 ]]; then
+  server_ssl=$("$PSQL" -X -A -t -w "${conn[@]}" -d "$CL_APP_DB" \
+    -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1) || true
+  echo "=== TLS: the server connection behind a client of Switchyard uses TLS: $server_ssl"
+  [[ $server_ssl == t ]] || failures+=("TLS: server connection not encrypted ($server_ssl)")
+fi
 run_pgbench init -i -s 2
 if ((${#failures[@]} > 0)); then
   cl_log "pgbench -i failed; not running the workloads"
@@ -213,7 +245,7 @@ echo "=== switchyard log: $(grep -c -E '\b(WARN|ERROR)\b' "$sy_log" || true) WAR
 grep -E '\b(WARN|ERROR)\b' "$sy_log" | sed 's/\x1b\[[0-9;]*m//g' | head -n 20 || true
 
 echo
-echo "=== summary (duration ${duration}s, $clients clients, pool_size $pool_size)"
+echo "=== summary (duration ${duration}s, $clients clients, pool_size $pool_size, TLS $tls)"
 for s in "${summaries[@]}"; do
   echo "  $s"
 done

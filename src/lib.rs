@@ -1,7 +1,9 @@
 //! Switchyard: a PostgreSQL connection pooler and read/write query router.
 //!
-//! The binary (`src/main.rs`) parses the CLI and runs [`net::Server`]; tests run the same
+//! The binary (`src/main.rs`) parses the CLI and runs [`app::Server`]; tests run the same
 //! server in-process with an [`app::App`] built from a config.
+
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;

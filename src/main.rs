@@ -1,6 +1,8 @@
 //! The `switchyard` command: `--config FILE` runs the pooler, `--check` validates the config
 //! and exits. SIGTERM/SIGINT drain sessions and exit.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -20,11 +20,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("router", &["stats"]),
     ("params", &["router"]),
     ("prepared", &["protocol", "router"]),
-    ("net", &[]),
+    ("net", &["config"]),
     (
         "backend",
         &[
-            "util", "protocol", "auth", "stats", "params", "prepared", "net",
+            "util", "protocol", "config", "auth", "stats", "params", "prepared", "net",
         ],
     ),
     (

@@ -331,6 +331,45 @@ cluster_name = '$name'
   cl_log "cluster ready in $dir: primary 127.0.0.1:$pport, replicas [${rports[*]}] ($((SECONDS - t0))s)"
 }
 
+# make_test_certs DIR: a throw-away CA (DIR/ca.crt) and a server certificate for
+# 127.0.0.1 and localhost signed by it (DIR/server.crt, DIR/server.key), with openssl.
+make_test_certs() {
+  local d=$1
+  (
+    set -e
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=switchyard test ca" \
+      -keyout ca.key -out ca.crt -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    chmod 600 server.key ca.key
+  ) || { cl_die "make_test_certs: openssl failed"; return 1; }
+}
+
+# cluster_enable_ssl CERT KEY NODE_DIR:PORT...: turns TLS on in each running node
+# (ssl = on, reloaded) with this certificate and key, copied into its directory.
+cluster_enable_ssl() {
+  local cert=$1 key=$2 node ndir port
+  shift 2
+  for node in "$@"; do
+    ndir=${node%:*}
+    port=${node##*:}
+    cp "$cert" "$ndir/server.crt" && cp "$key" "$ndir/server.key" || return 1
+    chmod 600 "$ndir/server.key" || return 1
+    if _cl_is_root; then
+      chown postgres: "$ndir/server.crt" "$ndir/server.key" || return 1
+    fi
+    _cl_psql_super "$ndir" "$port" postgres -c "ALTER SYSTEM SET ssl_cert_file = $(_cl_conf_quote "$ndir/server.crt")" &&
+      _cl_psql_super "$ndir" "$port" postgres -c "ALTER SYSTEM SET ssl_key_file = $(_cl_conf_quote "$ndir/server.key")" &&
+      _cl_psql_super "$ndir" "$port" postgres -c "ALTER SYSTEM SET ssl = on" &&
+      _cl_psql_super "$ndir" "$port" postgres -c "SELECT pg_reload_conf()" >/dev/null || return 1
+  done
+  sleep 1
+}
+
 # cluster_down DIR
 # pg_ctl stop -m fast for every node under DIR (already stopped ones are
 # skipped; a node that does not stop within 60 s is killed), then removes DIR.

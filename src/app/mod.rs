@@ -11,6 +11,7 @@ use crate::auth::Users;
 use crate::backend::pool::PoolSettings;
 use crate::config::{Config, PoolMode};
 use crate::frontend::Shared;
+use crate::net::{ClientTlsConfig, ServerTlsConfig};
 use crate::prepared::Registry;
 use crate::topology::{CheckerLogin, Cluster};
 use std::collections::HashMap;
@@ -59,11 +60,20 @@ impl App {
                     "databases.{name}.pool_mode: \"statement\" is not implemented yet; use \"transaction\" or \"session\""
                 ));
             }
-            clusters.insert(name.clone(), Arc::new(Cluster::new(db.clone(), settings)));
+            let server_tls = ServerTlsConfig::load(
+                db.server_tls,
+                db.server_ca.as_deref(),
+                &format!("databases.{name}"),
+            )?;
+            clusters.insert(
+                name.clone(),
+                Arc::new(Cluster::new(db.clone(), settings, Arc::new(server_tls))),
+            );
         }
+        let tls = config.tls.as_ref().map(ClientTlsConfig::load).transpose()?;
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(App {
-            shared: Arc::new(Shared::new(config, users, clusters)),
+            shared: Arc::new(Shared::new(config, users, clusters, tls)),
             shutdown,
         }))
     }
@@ -120,6 +130,7 @@ impl App {
                     Duration::from_millis(db.health_check_interval_ms * 2)
                         .max(Duration::from_millis(500)),
                 ),
+                tls: cluster.server_tls.clone(),
             };
             let interval = Duration::from_millis(db.health_check_interval_ms);
             tokio::spawn(cluster.clone().drain_on_changes(self.shutdown_signal()));

@@ -6,7 +6,9 @@ use super::cancel::CancelTarget;
 use super::conn::ServerConn;
 use super::server_frames::read_frame;
 use crate::auth::ServerSecret;
-use crate::net::Stream;
+use crate::config::ServerTlsMode;
+use crate::net::tls::server_name;
+use crate::net::{ServerTlsConfig, Stream};
 use crate::prepared::ServerStatements;
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
 use crate::protocol::frame::HEADER_LEN;
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
+use tokio::io::AsyncReadExt;
 
 #[derive(Debug, Error)]
 pub enum BackendError {
@@ -33,6 +36,8 @@ pub enum BackendError {
     Refused { addr: String, error: PgError },
     #[error("server {addr}: {why}")]
     Protocol { addr: String, why: String },
+    #[error("server {addr}: TLS: {why}")]
+    Tls { addr: String, why: String },
 }
 
 impl BackendError {
@@ -56,6 +61,8 @@ pub struct LoginParams<'a> {
     pub application_name: Option<&'a str>,
     /// Prepared statements the connection keeps (least recently used ones are closed).
     pub statements_per_connection: usize,
+    /// Whether and how to use TLS (`server_tls`).
+    pub tls: &'a ServerTlsConfig,
 }
 
 /// Connects and logs in, all within `p.timeout`.
@@ -65,6 +72,50 @@ pub async fn connect(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> {
         Err(_) => Err(BackendError::Timeout {
             addr: p.addr.to_string(),
         }),
+    }
+}
+
+/// SSLRequest's code (1234 5679).
+const SSL_REQUEST_CODE: u32 = 80_877_103;
+
+/// Asks the server for TLS as `server_tls` says, and upgrades the stream if it agrees.
+async fn negotiate_tls(stream: &mut Stream, p: &LoginParams<'_>) -> Result<(), BackendError> {
+    let Some(connector) = p.tls.connector() else {
+        return Ok(());
+    };
+    let tls_err = |why: String| BackendError::Tls {
+        addr: p.addr.to_string(),
+        why,
+    };
+    let mut request = [0u8; 8];
+    request[..4].copy_from_slice(&8u32.to_be_bytes());
+    request[4..].copy_from_slice(&SSL_REQUEST_CODE.to_be_bytes());
+    let mut answer = [0u8; 1];
+    let exchange = async {
+        stream.send_all(&request).await?;
+        stream.read_exact(&mut answer).await
+    };
+    exchange.await.map_err(|source| BackendError::Connect {
+        addr: p.addr.to_string(),
+        source,
+    })?;
+    match answer[0] {
+        b'S' => {
+            let name = server_name(p.addr).map_err(tls_err)?;
+            stream
+                .connect_tls(connector, name)
+                .await
+                .map_err(|e| tls_err(e.to_string()))
+        }
+        b'N' if p.tls.mode == ServerTlsMode::Prefer => Ok(()),
+        b'N' => Err(tls_err(format!(
+            "the server does not accept TLS, but server_tls = \"{}\"",
+            p.tls.mode.as_str()
+        ))),
+        other => Err(protocol_error(
+            p.addr,
+            &format!("unexpected answer {other} to SSLRequest"),
+        )),
     }
 }
 
@@ -82,6 +133,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
         source,
     };
     let mut stream = Stream::connect(p.addr).await.map_err(io_err)?;
+    negotiate_tls(&mut stream, p).await?;
     let mut out = BytesMut::new();
     let mut params = vec![("user", p.user), ("database", p.dbname)];
     if let Some(name) = p.application_name {

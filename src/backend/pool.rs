@@ -13,6 +13,7 @@
 use super::conn::ServerConn;
 use super::login::{connect, BackendError, LoginParams};
 use crate::auth::ServerSecret;
+use crate::net::ServerTlsConfig;
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::util::coarse_clock;
@@ -47,6 +48,8 @@ pub struct ServerManager {
     /// The cluster's per-host generations and this host's index: connections made before
     /// the host's role last changed are not reused.
     pub generation: (Arc<Vec<std::sync::atomic::AtomicU64>>, usize),
+    /// How to connect (`server_tls`).
+    pub tls: Arc<ServerTlsConfig>,
 }
 
 impl ServerManager {
@@ -69,6 +72,7 @@ impl ServerManager {
             timeout: self.connect_timeout,
             application_name: None,
             statements_per_connection: self.statements_per_connection,
+            tls: &self.tls,
         }))
         .await?;
         conn.generation = self.current_generation();

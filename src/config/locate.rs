@@ -121,6 +121,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "shutdown_timeout_ms",
     "prepared_statements_per_connection",
     "max_prepared_statements",
+    "tls",
     "users",
     "databases",
 ];
@@ -144,7 +145,12 @@ pub(super) const DATABASE_KEYS: &[&str] = &[
     "max_replica_lag_bytes",
     "max_replica_lag_ms",
     "primary_wait_timeout_ms",
+    "server_tls",
+    "server_ca",
 ];
+
+/// The keys of `RawTls` (checked against serde's list by a test).
+pub(super) const TLS_KEYS: &[&str] = &["cert", "key", "ca", "mode"];
 
 /// The keys of `RawUser` (checked against serde's list by a test).
 pub(super) const USER_KEYS: &[&str] = &["name", "password"];
@@ -159,6 +165,8 @@ fn unknown_key_hint(table: &str, key: &str) -> String {
         format!("; `{key}` belongs in a [databases.<name>] table")
     } else if !in_user && USER_KEYS.contains(&key) {
         format!("; `{key}` belongs in a [[users]] table")
+    } else if table != "tls" && TLS_KEYS.contains(&key) {
+        format!("; `{key}` belongs in the [tls] table")
     } else {
         String::new()
     }

@@ -9,12 +9,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    password_kind, AuthMethod, Config, Database, HostAddr, HostAddrError, LoadBalancing,
-    PasswordKind, PoolMode, ReadYourWrites, Routing, User, DEFAULT_CHECKOUT_TIMEOUT_MS,
-    DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS, DEFAULT_SERVER_LIFETIME_MS,
-    DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS, MAX_DURATION_MS, MAX_IDENTIFIER_LEN,
-    MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS, MIN_MAX_MESSAGE_SIZE,
+    password_kind, AuthMethod, ClientTls, ClientTlsMode, Config, Database, HostAddr, HostAddrError,
+    LoadBalancing, PasswordKind, PoolMode, ReadYourWrites, Routing, ServerTlsMode, User,
+    DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+    DEFAULT_SERVER_LIFETIME_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS,
+    MAX_DURATION_MS, MAX_IDENTIFIER_LEN, MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS,
+    MIN_MAX_MESSAGE_SIZE,
 };
 
 /// Why a configuration could not be loaded. `Display` gives one line,
@@ -127,10 +128,34 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml_str(&text).map_err(|source| ConfigError::InFile {
+        let mut config = Config::from_toml_str(&text).map_err(|source| ConfigError::InFile {
             path: path.to_path_buf(),
             source: Box::new(source),
-        })
+        })?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Makes the file names in the config (certificates, keys) that are relative relative
+    /// to `dir`, the directory of the config file, rather than to the working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(tls) = &mut self.tls {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+            if let Some(ca) = &mut tls.ca {
+                fix(ca);
+            }
+        }
+        for db in self.databases.values_mut() {
+            if let Some(ca) = &mut db.server_ca {
+                fix(ca);
+            }
+        }
     }
 
     /// The user called `name`.

@@ -65,6 +65,66 @@ fn example_file_parses() {
 }
 
 #[test]
+fn tls_tables() {
+    let text = format!(
+        "{HEAD}[tls]\ncert = \"a.crt\"\nkey = \"a.key\"\nmode = \"require\"\n\
+         [databases.app]\nhosts = [\"h:1\"]\nserver_tls = \"verify-full\"\nserver_ca = \"ca.crt\"\n"
+    );
+    let mut config = parse(&text);
+    let tls = config.tls.clone().expect("[tls]");
+    assert_eq!(tls.mode, ClientTlsMode::Require);
+    assert_eq!(tls.ca, None);
+    let db = config.database("app").unwrap();
+    assert_eq!(db.server_tls, ServerTlsMode::VerifyFull);
+    config.resolve_paths(std::path::Path::new("/etc/sy"));
+    assert_eq!(
+        config.tls.as_ref().unwrap().cert,
+        std::path::Path::new("/etc/sy/a.crt")
+    );
+    let db = config.database("app").unwrap();
+    assert_eq!(
+        db.server_ca.as_deref(),
+        Some(std::path::Path::new("/etc/sy/ca.crt"))
+    );
+
+    let default = parse(&with_db("hosts = [\"h:1\"]\n"));
+    assert_eq!(default.tls, None);
+    assert_eq!(default.databases["app"].server_tls, ServerTlsMode::Prefer);
+
+    fails(
+        &format!("{HEAD}[tls]\ncert = \"a.crt\"\n"),
+        5,
+        &["tls: missing required key `key`"],
+    );
+    let err = fails(
+        &format!("{HEAD}[tls]\ncert = \"a.crt\"\nkey = \"k\"\ncrt = 1\n"),
+        8,
+        &["unknown key `crt` in tls"],
+    );
+    match err {
+        ConfigError::UnknownKey { expected, .. } => {
+            assert_eq!(expected, locate::TLS_KEYS.join(", "));
+        }
+        other => panic!("not an UnknownKey: {other:?}"),
+    }
+    fails(
+        &format!("{HEAD}[tls]\ncert = \"a.crt\"\nkey = \"k\"\nmode = \"always\"\n"),
+        8,
+        &["tls.mode", "prefer", "require"],
+    );
+    fails(
+        &with_db("hosts = [\"h:1\"]\nserver_tls = \"verify-ca\"\n"),
+        7,
+        &["databases.app.server_tls", "set server_ca"],
+    );
+    fails(
+        &with_db("hosts = [\"h:1\"]\nserver_tls = \"allow\"\n"),
+        7,
+        &["databases.app.server_tls", "verify-full"],
+    );
+}
+
+#[test]
 fn defaults_applied() {
     let config = parse(&with_db("hosts = [\"127.0.0.1:5432\"]\n"));
     assert_eq!(config.auth_method, AuthMethod::ScramSha256);

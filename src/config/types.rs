@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -271,6 +272,59 @@ fn check_host_name(host: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether clients must use TLS (`[tls] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientTlsMode {
+    /// TLS when the client asks for it (SSLRequest or a direct TLS handshake).
+    #[default]
+    Prefer,
+    /// Logins without TLS are refused (28000).
+    Require,
+}
+
+/// How Switchyard connects to a database's servers (`server_tls`), as libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerTlsMode {
+    /// Plain TCP; no SSLRequest.
+    Disable,
+    /// TLS if the server offers it (no certificate check), else plain.
+    #[default]
+    Prefer,
+    /// TLS or no connection; the certificate is not checked.
+    Require,
+    /// TLS with a certificate signed by `server_ca`; the host name is not checked.
+    VerifyCa,
+    /// TLS with a certificate signed by `server_ca` for the host name connected to.
+    VerifyFull,
+}
+
+impl ServerTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerTlsMode::Disable => "disable",
+            ServerTlsMode::Prefer => "prefer",
+            ServerTlsMode::Require => "require",
+            ServerTlsMode::VerifyCa => "verify-ca",
+            ServerTlsMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The `[tls]` table: TLS toward clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM certificate chain presented to clients.
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// PEM CA certificates: client certificates are asked for, and one presented must
+    /// verify against these.
+    pub ca: Option<PathBuf>,
+    pub mode: ClientTlsMode,
+}
+
 // ---------------------------------------------------------------------------
 // The validated model
 // ---------------------------------------------------------------------------
@@ -282,6 +336,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// How clients authenticate to Switchyard (`auth_method`).
     pub auth_method: AuthMethod,
+    /// `[tls]`: TLS toward clients (None: SSLRequest is answered `N`).
+    pub tls: Option<ClientTls>,
     /// `[[users]]`, in file order; names are unique.
     pub users: Vec<User>,
     /// `[databases.<name>]`, keyed by the table name (what clients connect to).
@@ -434,6 +490,10 @@ pub struct Database {
     pub max_replica_lag_ms: u64,
     /// How long a write waits for a primary to appear before it fails.
     pub primary_wait_timeout_ms: u64,
+    /// TLS toward this database's servers.
+    pub server_tls: ServerTlsMode,
+    /// PEM CA certificates for `verify-ca` / `verify-full`.
+    pub server_ca: Option<PathBuf>,
 }
 
 /// How reads after a client's own write avoid stale replicas (`read_your_writes`).
@@ -481,9 +541,20 @@ pub(super) struct RawConfig {
     pub shutdown_timeout_ms: Option<Spanned<u64>>,
     pub prepared_statements_per_connection: Option<Spanned<u64>>,
     pub max_prepared_statements: Option<Spanned<u64>>,
+    pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,
     pub databases: Option<BTreeMap<Spanned<String>, RawDatabase>>,
+}
+
+/// The `[tls]` table, as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [tls] table")]
+pub(super) struct RawTls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+    pub mode: Option<Spanned<ClientTlsMode>>,
 }
 
 /// One `[[users]]` table, as read.
@@ -515,4 +586,6 @@ pub(super) struct RawDatabase {
     pub max_replica_lag_bytes: Option<Spanned<u64>>,
     pub max_replica_lag_ms: Option<Spanned<u64>>,
     pub primary_wait_timeout_ms: Option<Spanned<u64>>,
+    pub server_tls: Option<Spanned<ServerTlsMode>>,
+    pub server_ca: Option<Spanned<String>>,
 }

@@ -4,17 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::path::PathBuf;
 
 use toml::Spanned;
 
 use super::locate::{from_toml_error, key_segment, line_of};
 use super::types::{
-    AuthMethod, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase, RawUser, User,
-    DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS,
-    DEFAULT_SERVER_LIFETIME_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS,
-    MAX_DURATION_MS, MAX_IDENTIFIER_LEN, MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS,
-    MIN_MAX_MESSAGE_SIZE,
+    AuthMethod, ClientTls, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase,
+    RawTls, RawUser, ServerTlsMode, User, DEFAULT_CHECKOUT_TIMEOUT_MS,
+    DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS, DEFAULT_SERVER_LIFETIME_MS,
+    DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS, MAX_DURATION_MS, MAX_IDENTIFIER_LEN,
+    MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS, MIN_MAX_MESSAGE_SIZE,
 };
 use super::ConfigError;
 
@@ -114,9 +115,58 @@ impl Checker<'_> {
                 1,
                 10_000_000,
             )?,
+            tls: raw.tls.map(|t| self.tls(t)).transpose()?,
             users: self.users(raw.users, auth_method)?,
             databases: self.databases(raw.databases)?,
         })
+    }
+
+    /// `[tls]`: `cert` and `key` are required; file contents are checked when the
+    /// certificates are loaded (`--check` does that too).
+    fn tls(&self, raw: Spanned<RawTls>) -> Result<ClientTls, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let path = |v: Spanned<String>, key: &str| self.file_name(v, &format!("tls.{key}"));
+        Ok(ClientTls {
+            cert: path(self.required(raw.cert, &span, "tls", "cert")?, "cert")?,
+            key: path(self.required(raw.key, &span, "tls", "key")?, "key")?,
+            ca: raw.ca.map(|v| path(v, "ca")).transpose()?,
+            mode: raw.mode.map(Spanned::into_inner).unwrap_or_default(),
+        })
+    }
+
+    /// A file name: not empty.
+    fn file_name(&self, value: Spanned<String>, path: &str) -> Result<PathBuf, ConfigError> {
+        if value.get_ref().trim().is_empty() {
+            return Err(self.invalid(&value.span(), path, "the file name must not be empty"));
+        }
+        Ok(PathBuf::from(value.into_inner()))
+    }
+
+    /// `server_tls` and `server_ca` of a database: the verify modes need a CA.
+    fn server_tls(
+        &self,
+        name: &Spanned<String>,
+        path: &str,
+        mode: Option<Spanned<ServerTlsMode>>,
+        ca: Option<Spanned<String>>,
+    ) -> Result<(ServerTlsMode, Option<PathBuf>), ConfigError> {
+        let mode_span = mode.as_ref().map(|m| m.span());
+        let mode = mode.map(Spanned::into_inner).unwrap_or_default();
+        let ca = ca
+            .map(|c| self.file_name(c, &format!("{path}.server_ca")))
+            .transpose()?;
+        if matches!(mode, ServerTlsMode::VerifyCa | ServerTlsMode::VerifyFull) && ca.is_none() {
+            return Err(self.invalid(
+                &mode_span.unwrap_or_else(|| name.span()),
+                &format!("{path}.server_tls"),
+                format!(
+                    "\"{}\" checks the servers' certificates: set server_ca to the CA file",
+                    mode.as_str()
+                ),
+            ));
+        }
+        Ok((mode, ca))
     }
 
     /// `listen`: required, an IP:port.
@@ -292,6 +342,7 @@ impl Checker<'_> {
         raw: RawDatabase,
     ) -> Result<Database, ConfigError> {
         let hosts = self.hosts(self.required(raw.hosts, &name.span(), path, "hosts")?, path)?;
+        let (server_tls, server_ca) = self.server_tls(name, path, raw.server_tls, raw.server_ca)?;
         let dbname = self
             .optional_identifier(raw.dbname, path, "dbname", "dbname")?
             .unwrap_or_else(|| name.get_ref().clone());
@@ -361,6 +412,8 @@ impl Checker<'_> {
                 "primary_wait_timeout_ms",
                 5000,
             )?,
+            server_tls,
+            server_ca,
         })
     }
 

@@ -7,7 +7,8 @@ use super::client_io::{ClientIo, ReadError};
 use super::session::Session;
 use super::Shared;
 use crate::backend::send_cancel;
-use crate::net::Stream;
+use crate::net::tls::ALPN_POSTGRESQL;
+use crate::net::{ClientTlsConfig, Stream};
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::startup::StartupPacket;
 use crate::protocol::SqlState;
@@ -65,27 +66,25 @@ async fn open_session(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) -> 
     Some(Session::new(shared, io, cluster, &user, &params))
 }
 
+/// The first byte of a TLS handshake record: a client that starts with it wants TLS at once
+/// (PostgreSQL 17's `sslnegotiation=direct`), not after an SSLRequest.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Negotiates and authenticates; returns (user, database) or None once the connection is done.
 async fn startup(
     shared: &Shared,
     io: &mut ClientIo,
     peer: SocketAddr,
 ) -> Option<(String, String, Vec<(String, String)>)> {
+    if let Some(tls) = &shared.tls {
+        if io.stream.peek_byte().await.ok()? == Some(TLS_HANDSHAKE) {
+            direct_tls(tls, io, peer).await?;
+        }
+    }
     let params = loop {
         match io.read_startup().await {
-            Ok(StartupPacket::SslRequest) | Ok(StartupPacket::GssEncRequest) => {
-                if io.has_buffered() {
-                    // Bytes sent before our answer could be injected by a third party.
-                    io.send_error(&PgError::fatal(
-                        SqlState::PROTOCOL_VIOLATION,
-                        "received unencrypted data after SSL request",
-                    ))
-                    .await;
-                    return None;
-                }
-                io.out().extend_from_slice(&[messages::NO_ENCRYPTION]);
-                io.flush().await.ok()?;
-            }
+            Ok(StartupPacket::SslRequest) => answer_ssl_request(shared, io, peer).await?,
+            Ok(StartupPacket::GssEncRequest) => refuse_encryption_request(io).await?,
             Ok(StartupPacket::Cancel { pid, secret }) => {
                 if let Some(target) = shared.clients.target(pid, secret) {
                     send_cancel(&target).await;
@@ -103,6 +102,15 @@ async fn startup(
             Err(_) => return None,
         }
     };
+    if shared.tls.as_ref().is_some_and(|t| t.required) && !io.stream.is_tls() {
+        tracing::info!(%peer, "plaintext login refused: TLS is required");
+        io.send_error(&PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION,
+            "TLS is required: connect with sslmode=require (or verify-ca / verify-full)",
+        ))
+        .await;
+        return None;
+    }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
         io.send_error(&PgError::fatal(
@@ -134,6 +142,62 @@ async fn startup(
     }
     messages::auth_ok(io.out());
     Some((user, database, params))
+}
+
+/// Bytes sent before our answer to an SSLRequest could be injected by a third party.
+async fn refuse_early_bytes(io: &mut ClientIo) -> Option<()> {
+    if io.has_buffered() {
+        io.send_error(&PgError::fatal(
+            SqlState::PROTOCOL_VIOLATION,
+            "received unencrypted data after SSL request",
+        ))
+        .await;
+        return None;
+    }
+    Some(())
+}
+
+/// GSSENCRequest (and SSLRequest without TLS configured): answered `N`, the client goes on
+/// in plain text.
+async fn refuse_encryption_request(io: &mut ClientIo) -> Option<()> {
+    refuse_early_bytes(io).await?;
+    io.out().extend_from_slice(&[messages::NO_ENCRYPTION]);
+    io.flush().await.ok()
+}
+
+/// SSLRequest: `S` and the handshake when TLS is configured (and not running already),
+/// otherwise `N`.
+async fn answer_ssl_request(shared: &Shared, io: &mut ClientIo, peer: SocketAddr) -> Option<()> {
+    let Some(tls) = shared.tls.as_ref().filter(|_| !io.stream.is_tls()) else {
+        return refuse_encryption_request(io).await;
+    };
+    refuse_early_bytes(io).await?;
+    io.out().extend_from_slice(&[messages::TLS_ACCEPTED]);
+    io.flush().await.ok()?;
+    if let Err(e) = io.stream.accept_tls(&tls.acceptor).await {
+        tracing::info!(%peer, error = %e, "TLS handshake with client failed");
+        return None;
+    }
+    Some(())
+}
+
+/// A client that opened with a TLS handshake: it must agree on ALPN `postgresql`, as
+/// PostgreSQL requires for direct TLS (so a TLS client of another protocol is turned away).
+async fn direct_tls(tls: &ClientTlsConfig, io: &mut ClientIo, peer: SocketAddr) -> Option<()> {
+    if let Err(e) = io.stream.accept_tls(&tls.acceptor).await {
+        tracing::info!(%peer, error = %e, "direct TLS handshake with client failed");
+        return None;
+    }
+    if io.stream.alpn_protocol() != Some(ALPN_POSTGRESQL) {
+        tracing::info!(%peer, "direct TLS without ALPN \"postgresql\" refused");
+        io.send_error(&PgError::fatal(
+            SqlState::PROTOCOL_VIOLATION,
+            "received direct SSL connection request without ALPN protocol negotiation extension",
+        ))
+        .await;
+        return None;
+    }
+    Some(())
 }
 
 #[cfg(test)]

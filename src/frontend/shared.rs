@@ -6,6 +6,7 @@
 use super::clients::ClientRegistry;
 use crate::auth::Users;
 use crate::config::Config;
+use crate::net::ClientTlsConfig;
 use crate::params::SharedMaps;
 use crate::prepared::Registry;
 use crate::topology::Cluster;
@@ -15,6 +16,8 @@ use std::sync::Arc;
 
 pub struct Shared {
     pub config: Config,
+    /// TLS toward clients (`[tls]`), if configured.
+    pub tls: Option<ClientTlsConfig>,
     pub users: Users,
     pub clusters: HashMap<String, Arc<Cluster>>,
     /// Live clients: cancel keys and shutdown wake-ups.
@@ -28,8 +31,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, users: Users, clusters: HashMap<String, Arc<Cluster>>) -> Shared {
+    pub fn new(
+        config: Config,
+        users: Users,
+        clusters: HashMap<String, Arc<Cluster>>,
+        tls: Option<ClientTlsConfig>,
+    ) -> Shared {
         Shared {
+            tls,
             statements: Registry::new(config.max_prepared_statements),
             config,
             users,

@@ -1,6 +1,6 @@
-//! The one stream type every layer above talks through, client or server side. Chosen once,
-//! at accept or connect; today the only kind is a plain TCP socket (TLS will be a second
-//! variant, so nothing above has to change). The plain path keeps the hot path's shape:
+//! The one stream type every layer above talks through, client or server side: a plain TCP
+//! socket, or TLS toward a client or toward a server (chosen once, at accept or connect, by
+//! an upgrade in place). The plain path keeps the hot path's shape:
 //! writes are one `try_write` when the kernel takes the whole buffer (nearly always for a
 //! pooler) and need no future, reads go through `read_buf` after readiness, and readiness
 //! waits keep their waker in the socket's registration (no per-wait state in the caller).
@@ -8,14 +8,26 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, ReadBuf};
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 
 /// A connection to a client or a server.
 #[derive(Debug)]
 pub enum Stream {
     Plain(TcpStream),
+    /// TLS with a client: Switchyard is the TLS server.
+    FromClient(Box<server::TlsStream<TcpStream>>),
+    /// TLS to a PostgreSQL server: Switchyard is the TLS client.
+    ToServer(Box<client::TlsStream<TcpStream>>),
+    /// The socket went into a TLS handshake that failed.
+    Closed,
+}
+
+fn not_connected() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection is closed")
 }
 
 impl Stream {
@@ -33,16 +45,65 @@ impl Stream {
         Ok(Stream::plain(TcpStream::connect(addr).await?))
     }
 
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+    /// The TCP socket under the stream (None once closed).
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => s.peer_addr(),
+            Stream::Plain(s) => Some(s),
+            Stream::FromClient(s) => Some(s.get_ref().0),
+            Stream::ToServer(s) => Some(s.get_ref().0),
+            Stream::Closed => None,
         }
     }
 
-    /// Writes all of `buf`, waiting for room only when the socket is full. The common case
-    /// (the kernel takes everything) is one system call and no future state.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::FromClient(_) | Stream::ToServer(_))
+    }
+
+    /// The protocol agreed by ALPN, for TLS.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match self {
+            Stream::FromClient(s) => s.get_ref().1.alpn_protocol(),
+            Stream::ToServer(s) => s.get_ref().1.alpn_protocol(),
+            _ => None,
+        }
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().ok_or_else(not_connected)?.peer_addr()
+    }
+
+    /// Runs the TLS handshake as the server of a client (the stream must be plain).
+    pub async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Closed) else {
+            return Err(io::Error::other("TLS on a stream that is not plain"));
+        };
+        *self = Stream::FromClient(Box::new(acceptor.accept(tcp).await?));
+        Ok(())
+    }
+
+    /// Runs the TLS handshake as the client of a server named `name`.
+    pub async fn connect_tls(
+        &mut self,
+        connector: &TlsConnector,
+        name: ServerName<'static>,
+    ) -> io::Result<()> {
+        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Closed) else {
+            return Err(io::Error::other("TLS on a stream that is not plain"));
+        };
+        *self = Stream::ToServer(Box::new(connector.connect(name, tcp).await?));
+        Ok(())
+    }
+
+    /// Writes all of `buf`, waiting for room only when the socket is full. On a plain
+    /// socket the common case (the kernel takes everything) is one system call and no
+    /// future state; TLS encrypts and writes the records out before returning.
     pub async fn send_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        let Stream::Plain(stream) = self;
+        let stream = match self {
+            Stream::Plain(s) => s,
+            Stream::FromClient(s) => return send_tls(&mut **s, buf).await,
+            Stream::ToServer(s) => return send_tls(&mut **s, buf).await,
+            Stream::Closed => return Err(not_connected()),
+        };
         while !buf.is_empty() {
             match stream.try_write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -61,16 +122,28 @@ impl Stream {
     }
 
     /// Ready when the peer sent something or closed; the waker stays in the socket's
-    /// registration, so an idle wait costs the caller no state.
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Plain(s) => s.poll_read_ready(cx),
+    /// registration, so an idle wait costs the caller no state. Over TLS, data already
+    /// decrypted (or a close already received) is ready without the socket.
+    pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let pending_tls = match self {
+            Stream::Plain(s) => return s.poll_read_ready(cx),
+            Stream::FromClient(s) => s.get_mut().1.process_new_packets(),
+            Stream::ToServer(s) => s.get_mut().1.process_new_packets(),
+            Stream::Closed => return Poll::Ready(Err(not_connected())),
+        };
+        match pending_tls {
+            Ok(st) if st.plaintext_bytes_to_read() == 0 && !st.peer_has_closed() => {}
+            _ => return Poll::Ready(Ok(())),
+        }
+        match self.tcp() {
+            Some(tcp) => tcp.poll_read_ready(cx),
+            None => Poll::Ready(Err(not_connected())),
         }
     }
 
     /// True when nothing is waiting to be read and the peer has not closed, checked without
-    /// blocking. A byte that is there is consumed: this is for idle pooled connections,
-    /// which are closed when it says no.
+    /// blocking. On a plain socket a byte that is there is consumed: this is for idle pooled
+    /// connections, which are closed when it says no.
     pub fn is_quiet(&self) -> bool {
         let mut probe = [0u8; 1];
         match self {
@@ -78,19 +151,44 @@ impl Stream {
                 Err(e) => e.kind() == io::ErrorKind::WouldBlock,
                 Ok(_) => false,
             },
+            // A TLS record must not be taken from under the TLS session: peek instead.
+            Stream::FromClient(_) | Stream::ToServer(_) => {
+                let Some(tcp) = self.tcp() else {
+                    return false;
+                };
+                let mut cx = Context::from_waker(Waker::noop());
+                let mut buf = ReadBuf::new(&mut probe);
+                tcp.poll_peek(&mut cx, &mut buf).is_pending()
+            }
+            Stream::Closed => false,
         }
     }
 
     /// Resolves when the peer has closed its side (or the socket failed); stays pending
-    /// while it is open, also when it has sent bytes (they stay unread).
+    /// while it is open, also when it has sent bytes (they stay unread). Over TLS a
+    /// close_notify counts as bytes: the close is seen when the client is next read.
     pub async fn closed(&self) {
         let mut probe = [0u8; 1];
-        let Stream::Plain(s) = self;
+        let Some(s) = self.tcp() else {
+            return;
+        };
         match s.peek(&mut probe).await {
             Ok(0) | Err(_) => {}
             Ok(_) => std::future::pending::<()>().await,
         }
     }
+
+    /// The first byte the peer sent, without taking it (None: it closed).
+    pub async fn peek_byte(&self) -> io::Result<Option<u8>> {
+        let mut probe = [0u8; 1];
+        let s = self.tcp().ok_or_else(not_connected)?;
+        Ok((s.peek(&mut probe).await? == 1).then_some(probe[0]))
+    }
+}
+
+async fn send_tls<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, buf: &[u8]) -> io::Result<()> {
+    s.write_all(buf).await?;
+    s.flush().await
 }
 
 impl AsyncRead for Stream {
@@ -101,6 +199,9 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::FromClient(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Stream::ToServer(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(not_connected())),
         }
     }
 }

@@ -206,6 +206,8 @@ pub fn command_complete(out: &mut BytesMut, tag: &str) {
 
 /// The one-byte answer to SSLRequest / GSSENCRequest when encryption is not offered.
 pub const NO_ENCRYPTION: u8 = b'N';
+/// The one-byte answer to SSLRequest when the TLS handshake follows.
+pub const TLS_ACCEPTED: u8 = b'S';
 
 #[cfg(test)]
 mod tests {

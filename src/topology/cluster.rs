@@ -9,6 +9,7 @@ use crate::backend::pool::{
     self, build_pool, checkout_error, Checkout, PoolError, PoolSettings, ServerManager, ServerPool,
 };
 use crate::config::{Database, LoadBalancing};
+use crate::net::ServerTlsConfig;
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::router::Classifier;
@@ -32,6 +33,8 @@ pub struct Cluster {
     pub stats: Arc<ClusterStats>,
     pub topology: Arc<Topology>,
     settings: PoolSettings,
+    /// How to connect to the servers (`server_tls`), for pools and the health checker.
+    pub server_tls: Arc<ServerTlsConfig>,
     /// Rotates round-robin choices and tie-breaks.
     turn: AtomicUsize,
     pools: Mutex<HashMap<String, Arc<UserPools>>>,
@@ -40,7 +43,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(db: Database, settings: PoolSettings) -> Self {
+    pub fn new(db: Database, settings: PoolSettings, server_tls: Arc<ServerTlsConfig>) -> Self {
         let addrs: Vec<String> = db.hosts.iter().map(|h| h.to_string()).collect();
         let policy = Policy {
             ban_time: Duration::from_millis(db.ban_time_ms),
@@ -60,6 +63,7 @@ impl Cluster {
             generations: Arc::new(addrs.iter().map(|_| AtomicU64::new(0)).collect()),
             db,
             settings,
+            server_tls,
             turn: AtomicUsize::new(0),
             pools: Mutex::default(),
         }
@@ -88,6 +92,7 @@ impl Cluster {
                         idle_timeout: self.settings.idle_timeout,
                         statements_per_connection: self.settings.statements_per_connection,
                         generation: (self.generations.clone(), i),
+                        tls: self.server_tls.clone(),
                     },
                     self.db.pool_size,
                     self.settings.checkout_timeout,
@@ -171,12 +176,7 @@ impl Cluster {
             let (deadline, changes) =
                 waiting.get_or_insert_with(|| (now + wait, self.topology.subscribe()));
             if now >= *deadline {
-                let base = last_error.unwrap_or_else(|| {
-                    PgError::error(
-                        SqlState::CONNECTION_FAILURE,
-                        format!("no primary server is available for {}", self.what(pools)),
-                    )
-                });
+                let base = last_error.unwrap_or_else(|| self.no_primary(pools));
                 return Err(base.with_detail(format!(
                     "waited {} ms (primary_wait_timeout_ms) for a primary to appear",
                     wait.as_millis()
@@ -189,6 +189,21 @@ impl Cluster {
             )
             .await;
         }
+    }
+
+    /// The error when no primary is known: with what the last checks of the hosts said.
+    fn no_primary(&self, pools: &UserPools) -> PgError {
+        let snap = self.topology.snapshot();
+        let checks: Vec<String> = snap
+            .hosts
+            .iter()
+            .filter_map(|h| h.error.as_ref().map(|e| format!("{}: {e}", h.addr)))
+            .collect();
+        let mut msg = format!("no primary server is available for {}", self.what(pools));
+        if !checks.is_empty() {
+            msg.push_str(&format!(" (last checks: {})", checks.join("; ")));
+        }
+        PgError::error(SqlState::CONNECTION_FAILURE, msg)
     }
 
     /// The servers that may take a read needing `min_lsn` replayed (replicas, and the primary

@@ -14,6 +14,7 @@ use crate::auth::ServerSecret;
 use crate::backend::login::{connect, LoginParams};
 use crate::backend::own_queries::{parse_lsn, query_row};
 use crate::backend::ServerConn;
+use crate::net::ServerTlsConfig;
 use crate::stats::ClusterStats;
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct CheckerLogin {
     pub dbname: String,
     pub secret: ServerSecret,
     pub timeout: Duration,
+    /// The database's `server_tls`, as for its pools.
+    pub tls: Arc<ServerTlsConfig>,
 }
 
 /// `application_name` of the health-check connections, to tell them apart on the server.
@@ -215,6 +218,7 @@ async fn check_host(
             application_name: Some(HEALTH_CHECK_APPLICATION),
             // The checker prepares nothing.
             statements_per_connection: 1,
+            tls: &login.tls,
         };
         match connect(&params).await {
             Ok(c) => *slot = Some(c),

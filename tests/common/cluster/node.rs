@@ -3,7 +3,7 @@
 //! unix socket.
 
 use super::process::{
-    append, chown_postgres, log, pg_bin, pick_port, run, scrub_env, server_cmd, tail,
+    append, chown_postgres, conf_quote, log, pg_bin, pick_port, run, scrub_env, server_cmd, tail,
 };
 use super::{APP_DB, APP_PASSWORD, APP_USER};
 use std::ffi::OsStr;
@@ -207,6 +207,39 @@ impl PgNode {
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
+    }
+
+    /// Turns TLS on (`ssl = on`, reloaded, no restart) with this certificate chain and key
+    /// (PEM); the files go into the node's directory, owned by the server's user.
+    pub fn enable_ssl(&self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = self.node_dir.join("server.crt");
+        let key = self.node_dir.join("server.key");
+        for (path, text) in [(&cert, cert_pem), (&key, key_pem)] {
+            fs::write(path, text)
+                .unwrap_or_else(|e| panic!("cluster: write {}: {e}", path.display()));
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("cluster: chmod {}: {e}", path.display()));
+            chown_postgres(path);
+        }
+        let set = |k: &str, v: &str| {
+            self.psql_super(
+                "postgres",
+                &format!("ALTER SYSTEM SET {k} = {}", conf_quote(v)),
+            );
+        };
+        set("ssl_cert_file", &cert.display().to_string());
+        set("ssl_key_file", &key.display().to_string());
+        set("ssl", "on");
+        self.psql_super("postgres", "SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until new connections see it.
+        for _ in 0..100 {
+            if self.psql_super("postgres", "SHOW ssl") == "on" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("cluster: ssl did not turn on for {}", self.name);
     }
 
     /// psql as superuser `postgres` through the unix socket (trust).
