@@ -118,6 +118,107 @@ async fn scram_verifier_in_config_authenticates_clients() {
     server.stop().await;
 }
 
+/// Config with `app` configured by `app_secret`; health checks run as `md5user`.
+fn config_with_app_secret(cluster: &PgCluster, app_secret: &str) -> String {
+    let hosts: Vec<String> = cluster
+        .nodes()
+        .map(|n| format!("\"{}\"", n.addr()))
+        .collect();
+    format!(
+        "listen = \"127.0.0.1:0\"\n[[users]]\nname = \"{APP_USER}\"\npassword = \"{app_secret}\"\n\
+         [[users]]\nname = \"{MD5_USER}\"\npassword = \"{MD5_PASSWORD}\"\n\
+         [databases.{APP_DB}]\nhosts = [{}]\nhealth_check_user = \"{MD5_USER}\"\n\
+         primary_wait_timeout_ms = 300\n",
+        hosts.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_only_the_servers_scram_verifier_logs_in_to_scram_servers() {
+    let cluster = PgCluster::shared();
+    let verifier = tokio::task::block_in_place(|| {
+        cluster.primary.psql_super(
+            "postgres",
+            &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{APP_USER}'"),
+        )
+    });
+    assert!(verifier.starts_with("SCRAM-SHA-256$"), "{verifier}");
+    let server = proxy::start_with(&config_with_app_secret(cluster, &verifier)).await;
+    // The client's proof gives Switchyard the key that logs in to the servers.
+    let c = proxy::connect(&server).await;
+    let row = c.query_one("SELECT current_user::text", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), APP_USER);
+    // A second client reuses what the first taught it; writes and reads both work.
+    let c2 = proxy::connect(&server).await;
+    c2.batch_execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    server.stop().await;
+
+    // A verifier of the same password with another salt: the client still proves its
+    // password to Switchyard, but the servers hold another verifier; the error says so.
+    let other = switchyard::auth::ScramVerifier::generate(APP_PASSWORD).to_verifier_string();
+    let server = proxy::start_with(&config_with_app_secret(cluster, &other)).await;
+    let e = proxy::connect_str(&proxy::conn_str(&server, APP_USER, APP_PASSWORD, APP_DB))
+        .await
+        .err()
+        .expect("the servers hold another verifier");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    assert!(proxy::message(&e).contains("pg_authid"), "{e}");
+    server.stop().await;
+}
+
+/// The first message Switchyard answers a startup packet with.
+async fn first_answer(server: &switchyard::app::Server, user: &str) -> common::raw::Msg {
+    let mut r = Raw::connect(server.addr).await;
+    let mut out = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::startup_message(
+        [("user", user), ("database", APP_DB)],
+        &mut out,
+    )
+    .unwrap();
+    r.send(&out).await;
+    r.recv().await.expect("an answer")
+}
+
+#[tokio::test]
+async fn hba_rules_decide_who_logs_in_and_how() {
+    let cluster = PgCluster::shared();
+    let rules = "[[hba]]\ntype = \"host\"\nuser = \"md5user\"\naddress = \"127.0.0.1/32\"\nmethod = \"reject\"\n\
+                 [[hba]]\ntype = \"host\"\nuser = \"app\"\naddress = \"10.0.0.0/8\"\nmethod = \"scram-sha-256\"\n\
+                 [[hba]]\ntype = \"hostssl\"\nuser = \"all\"\naddress = \"all\"\nmethod = \"scram-sha-256\"\n\
+                 [[hba]]\ntype = \"hostnossl\"\ndatabase = \"app\"\nuser = \"app\"\naddress = \"127.0.0.0/8\"\nmethod = \"md5\"\n";
+    let server = proxy::start(cluster, rules, "").await;
+    // app over plain TCP from 127.0.0.1: the fourth rule, md5 (code 5).
+    let m = first_answer(&server, APP_USER).await;
+    assert_eq!(m.tag, b'R');
+    assert_eq!(
+        u32::from_be_bytes(m.body[..4].try_into().unwrap()),
+        5,
+        "md5 asked for"
+    );
+    let c = proxy::connect(&server).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    // md5user: rejected by the first rule.
+    let m = first_answer(&server, MD5_USER).await;
+    assert_eq!(m.field(b'C').as_deref(), Some("28000"));
+    assert!(m.field(b'M').unwrap().contains("rejects"), "{m:?}");
+    // trustuser: no rule matches a plain connection from here.
+    let m = first_answer(&server, TRUST_USER).await;
+    assert_eq!(m.field(b'C').as_deref(), Some("28000"));
+    assert!(
+        m.field(b'M').unwrap().contains("no [[hba]] rule matches"),
+        "{m:?}"
+    );
+    // A wrong md5 password is still a wrong password.
+    let e = proxy::connect_str(&proxy::conn_str(&server, APP_USER, "nope", APP_DB))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn ssl_and_gss_requests_are_refused_with_n() {
     let cluster = PgCluster::shared();

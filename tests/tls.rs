@@ -255,6 +255,48 @@ async fn client_certificates_are_checked_when_a_ca_is_set() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_method_logs_in_by_the_certificates_common_name() {
+    let dir = temp_dir("certmethod");
+    let ca = Ca::new("switchyard test ca");
+    let clients = Ca::new("client ca");
+    let clients_file = write(&dir, "clients.crt", &clients.pem());
+    let extra = format!(
+        "ca = \"{}\"\n[[hba]]\ntype = \"hostssl\"\nuser = \"{APP_USER}\"\naddress = \"127.0.0.1/32\"\n\
+         method = \"cert\"\n",
+        clients_file.display()
+    );
+    let server = start_with_tls(&dir, &ca, &extra).await;
+    let files = |leaf: &Leaf, tag: &str| {
+        let c = write(&dir, &format!("{tag}.crt"), &leaf.cert);
+        let k = write(&dir, &format!("{tag}.key"), &leaf.key);
+        format!(
+            "sslmode=require sslcert={} sslkey={}",
+            c.display(),
+            k.display()
+        )
+    };
+    let mine = conninfo(&server, &files(&clients.client(APP_USER), "mine"));
+    let theirs = conninfo(&server, &files(&clients.client("somebody"), "theirs"));
+    let none = conninfo(&server, "sslmode=require");
+    // No password is asked: psql runs with a wrong one in PGPASSWORD and still logs in.
+    let out = tokio::task::block_in_place(|| {
+        psql(&format!("{mine} password=wrong"), "SELECT current_user")
+    });
+    assert_eq!(out.unwrap(), APP_USER);
+    let err = tokio::task::block_in_place(|| psql(&theirs, "SELECT 1")).unwrap_err();
+    assert!(err.contains("certificate authentication failed"), "{err}");
+    let err = tokio::task::block_in_place(|| psql(&none, "SELECT 1")).unwrap_err();
+    assert!(err.contains("no client certificate"), "{err}");
+    // Without TLS no rule matches.
+    let err =
+        tokio::task::block_in_place(|| psql(&conninfo(&server, "sslmode=disable"), "SELECT 1"))
+            .unwrap_err();
+    assert!(err.contains("no [[hba]] rule"), "{err}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A raw TLS client (as PostgreSQL 17's `sslnegotiation=direct`): TLS from the first byte.
 async fn direct_tls(
     server: &Server,

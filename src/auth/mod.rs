@@ -9,12 +9,14 @@
 
 pub mod md5;
 pub mod scram;
+pub mod scram_client;
 pub mod users;
 
 use std::fmt;
 
 pub use self::scram::{ScramExchange, ScramSuccess, ScramVerifier};
-pub use self::users::{ServerSecret, Users};
+pub use self::scram_client::KeyedScramClient;
+pub use self::users::{LearntKey, ServerSecret, Users};
 
 /// Why a client's authentication attempt failed, or why a configured secret
 /// is unusable.

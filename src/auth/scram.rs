@@ -332,12 +332,12 @@ impl fmt::Debug for ScramSuccess {
     }
 }
 
-fn protocol(msg: &str) -> AuthError {
+pub(super) fn protocol(msg: &str) -> AuthError {
     AuthError::Protocol(msg.to_owned())
 }
 
 /// The message as text: UTF-8 without NUL bytes.
-fn text<'a>(msg: &'a [u8], what: &str) -> Result<&'a str, AuthError> {
+pub(super) fn text<'a>(msg: &'a [u8], what: &str) -> Result<&'a str, AuthError> {
     if msg.is_empty() {
         return Err(AuthError::Protocol(format!("empty {what}")));
     }
@@ -350,7 +350,7 @@ fn text<'a>(msg: &'a [u8], what: &str) -> Result<&'a str, AuthError> {
 }
 
 /// Split an `x=value` attribute into its name and value.
-fn attr(part: Option<&str>) -> Result<(u8, &str), AuthError> {
+pub(super) fn attr(part: Option<&str>) -> Result<(u8, &str), AuthError> {
     let part = part.ok_or_else(|| protocol("SCRAM message truncated: missing attribute"))?;
     match part.as_bytes() {
         [name, b'=', ..] if name.is_ascii_alphabetic() => Ok((*name, part.get(2..).unwrap_or(""))),
@@ -391,7 +391,7 @@ fn hmac_with_key(key: &[u8]) -> HmacSha256 {
     <HmacSha256 as KeyInit>::new(&block.into())
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(super) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = hmac_with_key(key);
     for part in parts {
         mac.update(part);
@@ -416,7 +416,7 @@ fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
-fn xor_into(acc: &mut [u8; 32], other: &[u8; 32]) {
+pub(super) fn xor_into(acc: &mut [u8; 32], other: &[u8; 32]) {
     acc.iter_mut().zip(other).for_each(|(a, b)| *a ^= b);
 }
 

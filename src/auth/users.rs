@@ -4,6 +4,7 @@
 
 use super::{ScramVerifier, UserSecret};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// What Switchyard can prove to a server for a user.
 #[derive(Clone)]
@@ -11,8 +12,36 @@ pub enum ServerSecret {
     Password(String),
     /// The hex digest of md5(password || user), enough for md5 server auth.
     Md5Digest(String),
-    /// Only a SCRAM verifier is configured: works for trust and md5-less servers only.
+    /// Only a SCRAM verifier is configured: once a client has logged in with SCRAM, its
+    /// ClientKey (learnt from its proof) logs in to servers holding the same verifier.
+    Verifier(Arc<LearntKey>),
+    /// Nothing to prove: works for `trust` servers only.
     None,
+}
+
+/// A user's SCRAM verifier and the ClientKey learnt from the first client that proved it.
+pub struct LearntKey {
+    pub verifier: ScramVerifier,
+    key: Mutex<Option<[u8; 32]>>,
+}
+
+impl LearntKey {
+    pub fn new(verifier: ScramVerifier) -> LearntKey {
+        LearntKey {
+            verifier,
+            key: Mutex::new(None),
+        }
+    }
+
+    /// The ClientKey, once a client has logged in with SCRAM.
+    pub fn client_key(&self) -> Option<[u8; 32]> {
+        *self.key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the ClientKey a client proved (it matches the verifier's StoredKey).
+    pub fn learn(&self, key: [u8; 32]) {
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+    }
 }
 
 impl std::fmt::Debug for ServerSecret {
@@ -20,6 +49,7 @@ impl std::fmt::Debug for ServerSecret {
         f.write_str(match self {
             ServerSecret::Password(_) => "Password(..)",
             ServerSecret::Md5Digest(_) => "Md5Digest(..)",
+            ServerSecret::Verifier(_) => "Verifier(..)",
             ServerSecret::None => "None",
         })
     }
@@ -33,7 +63,7 @@ impl ServerSecret {
             UserSecret::Md5(digest) => {
                 ServerSecret::Md5Digest(digest.iter().map(|b| format!("{b:02x}")).collect())
             }
-            UserSecret::Scram(_) => ServerSecret::None,
+            UserSecret::Scram(v) => ServerSecret::Verifier(Arc::new(LearntKey::new(v.clone()))),
         }
     }
 }
@@ -83,6 +113,18 @@ impl Users {
             .get(user)
             .map(|u| u.server.clone())
             .unwrap_or(ServerSecret::None)
+    }
+
+    /// A client logged in as `user` with SCRAM and proved this ClientKey: for a user with only
+    /// a verifier, it is what logs in to the servers from now on.
+    pub fn learn_client_key(&self, user: &str, key: [u8; 32]) {
+        if let Some(UserEntry {
+            server: ServerSecret::Verifier(learnt),
+            ..
+        }) = self.users.get(user)
+        {
+            learnt.learn(key);
+        }
     }
 
     /// A verifier no password matches, for exchanges with unknown users.

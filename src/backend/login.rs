@@ -5,6 +5,7 @@
 use super::cancel::CancelTarget;
 use super::conn::ServerConn;
 use super::server_frames::read_frame;
+use super::server_scram::{ScramLoginError, ServerScram};
 use crate::auth::ServerSecret;
 use crate::config::ServerTlsMode;
 use crate::net::tls::server_name;
@@ -15,7 +16,7 @@ use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::messages::{PgError, Severity};
 use crate::protocol::SqlState;
 use bytes::{Buf, BytesMut};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use postgres_protocol::message::frontend;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -122,7 +123,7 @@ async fn negotiate_tls(stream: &mut Stream, p: &LoginParams<'_>) -> Result<(), B
 /// What the login has learnt so far, up to the first ReadyForQuery.
 struct Login<'p, 'a> {
     p: &'p LoginParams<'a>,
-    scram: Option<ScramSha256>,
+    scram: Option<ServerScram>,
     reported: HashMap<String, String>,
     key: (i32, i32),
 }
@@ -224,7 +225,7 @@ impl Login<'_, '_> {
                         .trim_start_matches("md5")
                         .to_string(),
                     ServerSecret::Md5Digest(d) => d.clone(),
-                    ServerSecret::None => return Err(no_password(self.p.addr, self.p.user, "md5")),
+                    _ => return Err(no_password(self.p.addr, self.p.user, "md5")),
                 };
                 let answer = crate::auth::md5::md5_response(&digest, salt);
                 frontend::password_message(answer.as_bytes(), out).map_err(encode)
@@ -235,33 +236,37 @@ impl Login<'_, '_> {
                     .scram
                     .as_mut()
                     .ok_or_else(|| proto("unexpected SASL continue"))?;
-                s.update(data).map_err(|e| proto(&e.to_string()))?;
-                frontend::sasl_response(s.message(), out).map_err(encode)
+                let answer = s.answer(data).map_err(|e| self.scram_error(e))?;
+                frontend::sasl_response(&answer, out).map_err(encode)
             }
             12 => {
                 let s = self
                     .scram
                     .as_mut()
                     .ok_or_else(|| proto("unexpected SASL final"))?;
-                s.finish(data).map_err(|e| proto(&e.to_string()))
+                s.finish(data).map_err(|e| self.scram_error(e))
             }
             other => Err(self.protocol(&format!("unsupported authentication request {other}"))),
         }
     }
 
     fn scram_start(&mut self, mechanisms: &[u8], out: &mut BytesMut) -> Result<(), BackendError> {
-        let pw = self.password("SCRAM-SHA-256")?;
-        let offered = mechanisms
-            .split(|&b| b == 0)
-            .any(|m| m == SCRAM_SHA_256.as_bytes());
-        if !offered {
-            return Err(self.protocol("server offers no SASL mechanism we support"));
-        }
-        let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
-        frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), out)
+        let (s, first) = ServerScram::start(self.p.secret, self.p.user, mechanisms)
+            .map_err(|e| self.scram_error(e))?;
+        frontend::sasl_initial_response(SCRAM_SHA_256, &first, out)
             .map_err(|e| self.protocol(&e.to_string()))?;
         self.scram = Some(s);
         Ok(())
+    }
+
+    fn scram_error(&self, e: ScramLoginError) -> BackendError {
+        match e {
+            ScramLoginError::Protocol(why) => self.protocol(&why),
+            ScramLoginError::NoSecret(why) => BackendError::Refused {
+                addr: self.p.addr.to_string(),
+                error: PgError::fatal(SqlState::INVALID_PASSWORD, why),
+            },
+        }
     }
 
     /// The logged-in connection, at its first ReadyForQuery.

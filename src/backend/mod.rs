@@ -9,6 +9,7 @@ pub mod login;
 pub mod own_queries;
 pub mod pool;
 pub mod server_frames;
+pub mod server_scram;
 
 pub use cancel::{send_cancel, CancelTarget};
 pub use conn::ServerConn;

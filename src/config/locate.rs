@@ -123,6 +123,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "max_prepared_statements",
     "tls",
     "users",
+    "hba",
     "databases",
 ];
 
@@ -151,6 +152,10 @@ pub(super) const DATABASE_KEYS: &[&str] = &[
 
 /// The keys of `RawTls` (checked against serde's list by a test).
 pub(super) const TLS_KEYS: &[&str] = &["cert", "key", "ca", "mode"];
+
+/// The keys of `RawHba` (checked against serde's list by a test).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) const HBA_KEYS: &[&str] = &["type", "database", "user", "address", "method"];
 
 /// The keys of `RawUser` (checked against serde's list by a test).
 pub(super) const USER_KEYS: &[&str] = &["name", "password"];

@@ -9,13 +9,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    password_kind, AuthMethod, ClientTls, ClientTlsMode, Config, Database, HostAddr, HostAddrError,
-    LoadBalancing, PasswordKind, PoolMode, ReadYourWrites, Routing, ServerTlsMode, User,
-    DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS,
-    DEFAULT_SERVER_LIFETIME_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS,
-    MAX_DURATION_MS, MAX_IDENTIFIER_LEN, MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS,
-    MIN_MAX_MESSAGE_SIZE,
+    password_kind, AuthMethod, ClientTls, ClientTlsMode, Config, Database, HbaAddress, HbaMethod,
+    HbaRule, HbaType, HostAddr, HostAddrError, LoadBalancing, PasswordKind, PoolMode,
+    ReadYourWrites, Routing, ServerTlsMode, User, DEFAULT_CHECKOUT_TIMEOUT_MS,
+    DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS, DEFAULT_SERVER_LIFETIME_MS,
+    DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS, MAX_DURATION_MS, MAX_IDENTIFIER_LEN,
+    MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS, MIN_MAX_MESSAGE_SIZE,
 };
 
 /// Why a configuration could not be loaded. `Display` gives one line,

@@ -312,6 +312,130 @@ impl ServerTlsMode {
     }
 }
 
+/// Which connections an `[[hba]]` rule applies to (`type`), as in pg_hba.conf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HbaType {
+    /// TCP, with or without TLS.
+    Host,
+    /// TCP with TLS only.
+    Hostssl,
+    /// TCP without TLS only.
+    Hostnossl,
+}
+
+/// How a client matched by an `[[hba]]` rule authenticates (`method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum HbaMethod {
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// md5 for users with a plaintext or md5 secret; SCRAM for a verifier-only user (as
+    /// PostgreSQL does).
+    #[serde(rename = "md5")]
+    Md5,
+    /// A TLS client certificate (verified against `[tls] ca`) whose common name is the user
+    /// name; no password.
+    #[serde(rename = "cert")]
+    Cert,
+    /// Refused.
+    #[serde(rename = "reject")]
+    Reject,
+}
+
+/// An IP network (`address = "10.0.0.0/8"`), or every address (`"all"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HbaAddress {
+    All,
+    Net { addr: IpAddr, prefix: u8 },
+}
+
+impl HbaAddress {
+    /// Whether `ip` is in this network (an IPv4 address written as IPv6, `::ffff:a.b.c.d`,
+    /// counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (*self, ip) {
+            (HbaAddress::All, _) => true,
+            (
+                HbaAddress::Net {
+                    addr: IpAddr::V4(net),
+                    prefix,
+                },
+                IpAddr::V4(ip),
+            ) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (
+                HbaAddress::Net {
+                    addr: IpAddr::V6(net),
+                    prefix,
+                },
+                IpAddr::V6(ip),
+            ) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for HbaAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HbaAddress, String> {
+        if s == "all" {
+            return Ok(HbaAddress::All);
+        }
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| {
+            format!("{s:?} is not an address in CIDR form (e.g. \"10.0.0.0/8\") or \"all\"")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(HbaAddress::Net { addr, prefix })
+    }
+}
+
+/// One `[[hba]]` rule: the first rule matching a connection decides how it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HbaRule {
+    pub kind: HbaType,
+    /// A database name, or None for "all".
+    pub database: Option<String>,
+    /// A user name, or None for "all".
+    pub user: Option<String>,
+    pub address: HbaAddress,
+    pub method: HbaMethod,
+}
+
+impl HbaRule {
+    pub fn matches(&self, ip: IpAddr, tls: bool, database: &str, user: &str) -> bool {
+        let kind = match self.kind {
+            HbaType::Host => true,
+            HbaType::Hostssl => tls,
+            HbaType::Hostnossl => !tls,
+        };
+        kind && self.database.as_deref().is_none_or(|d| d == database)
+            && self.user.as_deref().is_none_or(|u| u == user)
+            && self.address.contains(ip)
+    }
+}
+
 /// The `[tls]` table: TLS toward clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientTls {
@@ -340,6 +464,8 @@ pub struct Config {
     pub tls: Option<ClientTls>,
     /// `[[users]]`, in file order; names are unique.
     pub users: Vec<User>,
+    /// `[[hba]]` rules in file order; empty: every address may log in with `auth_method`.
+    pub hba: Vec<HbaRule>,
     /// `[databases.<name>]`, keyed by the table name (what clients connect to).
     pub databases: BTreeMap<String, Database>,
     /// How long a client waits for a pooled server connection (`checkout_timeout_ms`).
@@ -544,6 +670,8 @@ pub(super) struct RawConfig {
     pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,
+    #[serde(default)]
+    pub hba: Vec<Spanned<RawHba>>,
     pub databases: Option<BTreeMap<Spanned<String>, RawDatabase>>,
 }
 
@@ -555,6 +683,18 @@ pub(super) struct RawTls {
     pub key: Option<Spanned<String>>,
     pub ca: Option<Spanned<String>>,
     pub mode: Option<Spanned<ClientTlsMode>>,
+}
+
+/// One `[[hba]]` table, as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [[hba]] table")]
+pub(super) struct RawHba {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<HbaType>>,
+    pub database: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub method: Option<Spanned<HbaMethod>>,
 }
 
 /// One `[[users]]` table, as read.

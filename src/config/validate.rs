@@ -10,12 +10,13 @@ use toml::Spanned;
 
 use super::locate::{from_toml_error, key_segment, line_of};
 use super::types::{
-    AuthMethod, ClientTls, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase,
-    RawTls, RawUser, ServerTlsMode, User, DEFAULT_CHECKOUT_TIMEOUT_MS,
-    DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS, DEFAULT_SERVER_LIFETIME_MS,
-    DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS, MAX_DURATION_MS, MAX_IDENTIFIER_LEN,
-    MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS, MIN_MAX_MESSAGE_SIZE,
+    AuthMethod, ClientTls, Config, Database, HbaAddress, HbaMethod, HbaRule, HbaType, HostAddr,
+    PasswordKind, RawConfig, RawDatabase, RawHba, RawTls, RawUser, ServerTlsMode, User,
+    DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS,
+    DEFAULT_SERVER_LIFETIME_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS,
+    MAX_DURATION_MS, MAX_IDENTIFIER_LEN, MAX_MAX_MESSAGE_SIZE, MAX_POOL_SIZE, MAX_WORKER_THREADS,
+    MIN_MAX_MESSAGE_SIZE,
 };
 use super::ConfigError;
 
@@ -43,12 +44,13 @@ impl Checker<'_> {
     }
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let listen = self.listen(raw.listen)?;
+        let tls = raw.tls.map(|t| self.tls(t)).transpose()?;
+        let client_certificates = tls.as_ref().is_some_and(|t| t.ca.is_some());
         let auth_method = raw.auth_method.map(Spanned::into_inner).unwrap_or_default();
         let ms = |value, key, default, min| self.int(value, key, default, min, MAX_DURATION_MS, "");
         let count = |value, key, default, min, max| self.size(value, key, default, min, max, "");
         Ok(Config {
-            listen,
+            listen: self.listen(raw.listen)?,
             auth_method,
             checkout_timeout_ms: ms(
                 raw.checkout_timeout_ms,
@@ -115,7 +117,8 @@ impl Checker<'_> {
                 1,
                 10_000_000,
             )?,
-            tls: raw.tls.map(|t| self.tls(t)).transpose()?,
+            tls,
+            hba: self.hba(raw.hba, client_certificates)?,
             users: self.users(raw.users, auth_method)?,
             databases: self.databases(raw.databases)?,
         })
@@ -132,6 +135,58 @@ impl Checker<'_> {
             key: path(self.required(raw.key, &span, "tls", "key")?, "key")?,
             ca: raw.ca.map(|v| path(v, "ca")).transpose()?,
             mode: raw.mode.map(Spanned::into_inner).unwrap_or_default(),
+        })
+    }
+
+    /// The `[[hba]]` rules, in file order.
+    fn hba(
+        &self,
+        raw: Vec<Spanned<RawHba>>,
+        client_certificates: bool,
+    ) -> Result<Vec<HbaRule>, ConfigError> {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, rule)| self.hba_rule(rule, i, client_certificates))
+            .collect()
+    }
+
+    /// One `[[hba]]` rule: `type`, `address` and `method` are required, `database` and `user`
+    /// default to "all". `cert` needs TLS (`hostssl`) and client certificates (`[tls] ca`).
+    fn hba_rule(
+        &self,
+        raw: Spanned<RawHba>,
+        i: usize,
+        client_certificates: bool,
+    ) -> Result<HbaRule, ConfigError> {
+        let span = raw.span();
+        let path = format!("hba[{i}]");
+        let raw = raw.into_inner();
+        let kind = self.required(raw.kind, &span, &path, "type")?;
+        let method = self.required(raw.method, &span, &path, "method")?;
+        let address = self.required(raw.address, &span, &path, "address")?;
+        let address = address
+            .get_ref()
+            .parse::<HbaAddress>()
+            .map_err(|why| self.invalid(&address.span(), &format!("{path}.address"), why))?;
+        if *method.get_ref() == HbaMethod::Cert {
+            let why = if *kind.get_ref() != HbaType::Hostssl {
+                "\"cert\" needs type = \"hostssl\" (a certificate comes with TLS only)"
+            } else if !client_certificates {
+                "\"cert\" needs [tls] ca, so that clients are asked for certificates"
+            } else {
+                ""
+            };
+            if !why.is_empty() {
+                return Err(self.invalid(&method.span(), &format!("{path}.method"), why));
+            }
+        }
+        let name = |v: Option<Spanned<String>>| v.map(Spanned::into_inner).filter(|n| n != "all");
+        Ok(HbaRule {
+            kind: kind.into_inner(),
+            database: name(raw.database),
+            user: name(raw.user),
+            address,
+            method: method.into_inner(),
         })
     }
 
@@ -359,14 +414,7 @@ impl Checker<'_> {
             hosts,
             dbname,
             pool_mode: raw.pool_mode.map(Spanned::into_inner).unwrap_or_default(),
-            pool_size: self.size(
-                raw.pool_size,
-                &at("pool_size"),
-                DEFAULT_POOL_SIZE,
-                1,
-                MAX_POOL_SIZE,
-                "",
-            )?,
+            pool_size: self.pool_size(raw.pool_size, &at("pool_size"))?,
             routing: raw.routing.map(Spanned::into_inner).unwrap_or_default(),
             write_functions: functions(raw.write_functions, "write_functions")?,
             read_only_functions: functions(raw.read_only_functions, "read_only_functions")?,
@@ -415,6 +463,11 @@ impl Checker<'_> {
             server_tls,
             server_ca,
         })
+    }
+
+    /// `pool_size`: 1 to `MAX_POOL_SIZE`.
+    fn pool_size(&self, v: Option<Spanned<u64>>, path: &str) -> Result<usize, ConfigError> {
+        self.size(v, path, DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE, "")
     }
 
     /// A database's `hosts`: at least one, each a host:port, no duplicates.

@@ -6,7 +6,8 @@ use super::client_io::{ClientIo, ReadError};
 use super::Shared;
 use crate::auth::scram::{ScramExchange, ScramVerifier};
 use crate::auth::UserSecret;
-use crate::config::AuthMethod;
+use crate::config::{AuthMethod, HbaMethod};
+use crate::net::tls::common_name;
 use crate::protocol::frame::{read_cstr, HEADER_LEN};
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::SqlState;
@@ -42,15 +43,21 @@ fn protocol(msg: &str) -> AuthFailure {
 
 /// Runs the authentication exchange; on success nothing has been written yet but the
 /// exchange itself (the caller sends AuthenticationOk).
+/// `method` is what an `[[hba]]` rule says (None: `auth_method`).
 pub async fn authenticate(
     io: &mut ClientIo,
     shared: &Shared,
     user: &str,
+    method: Option<HbaMethod>,
 ) -> Result<(), AuthFailure> {
+    let md5_wanted = match method {
+        Some(HbaMethod::Cert) => return certificate(io, user),
+        Some(m) => m == HbaMethod::Md5,
+        None => shared.config.auth_method == AuthMethod::Md5,
+    };
     let secret = shared.users.client_secret(user);
     let scram_verifier = secret.and_then(UserSecret::scram_verifier);
-    let use_md5 = shared.config.auth_method == AuthMethod::Md5
-        && secret.is_some_and(|s| !matches!(s, UserSecret::Scram(_)));
+    let use_md5 = md5_wanted && secret.is_some_and(|s| !matches!(s, UserSecret::Scram(_)));
     if use_md5 {
         md5_exchange(io, secret, user).await
     } else {
@@ -58,13 +65,31 @@ pub async fn authenticate(
             Some(v) => (v, true),
             None => (shared.users.dummy_verifier(), false),
         };
-        let ok = scram_exchange(io, verifier).await?;
-        if ok && known {
-            Ok(())
-        } else {
-            Err(wrong_password(user))
+        match scram_exchange(io, verifier).await? {
+            Some(client_key) if known => {
+                shared.users.learn_client_key(user, client_key);
+                Ok(())
+            }
+            _ => Err(wrong_password(user)),
         }
     }
+}
+
+/// `method = "cert"`: the client certificate (verified in the TLS handshake) must name the
+/// user as its common name; no password is asked.
+fn certificate(io: &ClientIo, user: &str) -> Result<(), AuthFailure> {
+    let cn = io.stream.client_certificate().and_then(common_name);
+    if cn.as_deref() == Some(user) {
+        return Ok(());
+    }
+    let why = match cn {
+        None => "no client certificate was presented".to_string(),
+        Some(cn) => format!("the certificate's common name is \"{cn}\""),
+    };
+    Err(AuthFailure::Fatal(PgError::fatal(
+        SqlState::INVALID_AUTHORIZATION,
+        format!("certificate authentication failed for user \"{user}\": {why}"),
+    )))
 }
 
 async fn read_password_message(io: &mut ClientIo) -> Result<bytes::BytesMut, AuthFailure> {
@@ -95,8 +120,11 @@ async fn md5_exchange(
     }
 }
 
-/// Returns whether the client proved knowledge of the verifier's password.
-async fn scram_exchange(io: &mut ClientIo, verifier: &ScramVerifier) -> Result<bool, AuthFailure> {
+/// The ClientKey the client proved, or None for a wrong password.
+async fn scram_exchange(
+    io: &mut ClientIo,
+    verifier: &ScramVerifier,
+) -> Result<Option<[u8; 32]>, AuthFailure> {
     messages::auth_sasl(io.out(), &["SCRAM-SHA-256"]);
     io.flush().await.map_err(|_| AuthFailure::Gone)?;
 
@@ -128,9 +156,9 @@ async fn scram_exchange(io: &mut ClientIo, verifier: &ScramVerifier) -> Result<b
     match exchange.finish(&frame[HEADER_LEN..]) {
         Ok(done) => {
             messages::auth_sasl_final(io.out(), done.server_final.as_bytes());
-            Ok(true)
+            Ok(Some(done.client_key))
         }
-        Err(crate::auth::AuthError::WrongPassword) => Ok(false),
+        Err(crate::auth::AuthError::WrongPassword) => Ok(None),
         Err(e) => Err(protocol(&format!("malformed SCRAM message: {e}"))),
     }
 }

@@ -7,6 +7,7 @@ use super::client_io::{ClientIo, ReadError};
 use super::session::Session;
 use super::Shared;
 use crate::backend::send_cancel;
+use crate::config::HbaMethod;
 use crate::net::tls::ALPN_POSTGRESQL;
 use crate::net::{ClientTlsConfig, Stream};
 use crate::protocol::messages::{self, PgError};
@@ -131,7 +132,15 @@ async fn startup(
     let database = get("database")
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| user.clone());
-    match authenticate(io, shared, &user).await {
+    let method = match access_method(shared, peer, io.stream.is_tls(), &database, &user) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!(%peer, %user, %database, error = %e, "refused by the [[hba]] rules");
+            io.send_error(&e).await;
+            return None;
+        }
+    };
+    match authenticate(io, shared, &user, method).await {
         Ok(()) => {}
         Err(AuthFailure::Fatal(e)) => {
             tracing::info!(%peer, %user, error = %e, "client authentication failed");
@@ -142,6 +151,40 @@ async fn startup(
     }
     messages::auth_ok(io.out());
     Some((user, database, params))
+}
+
+/// The method the first matching `[[hba]]` rule gives this connection (None: there are no
+/// rules, `auth_method` applies), or why it is refused (28000, as PostgreSQL).
+fn access_method(
+    shared: &Shared,
+    peer: SocketAddr,
+    tls: bool,
+    database: &str,
+    user: &str,
+) -> Result<Option<HbaMethod>, PgError> {
+    let rules = &shared.config.hba;
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let encryption = if tls { "TLS" } else { "no encryption" };
+    let who = format!(
+        "host \"{}\", user \"{user}\", database \"{database}\", {encryption}",
+        peer.ip()
+    );
+    match rules
+        .iter()
+        .find(|r| r.matches(peer.ip(), tls, database, user))
+    {
+        Some(r) if r.method == HbaMethod::Reject => Err(PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION,
+            format!("an [[hba]] rule rejects the connection for {who}"),
+        )),
+        Some(r) => Ok(Some(r.method)),
+        None => Err(PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION,
+            format!("no [[hba]] rule matches {who}"),
+        )),
+    }
 }
 
 /// Bytes sent before our answer to an SSLRequest could be injected by a third party.

@@ -68,6 +68,20 @@ impl Stream {
         }
     }
 
+    /// The certificate a TLS client presented (DER), if any; it was verified in the
+    /// handshake against `[tls] ca`.
+    pub fn client_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Stream::FromClient(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()?
+                .first()
+                .map(|c| c.as_ref()),
+            _ => None,
+        }
+    }
+
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.tcp().ok_or_else(not_connected)?.peer_addr()
     }

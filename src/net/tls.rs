@@ -178,6 +178,13 @@ impl ServerTlsConfig {
     }
 }
 
+/// The subject's common name of a certificate (DER).
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
 /// The name a server's certificate must carry: the host part of `host:port` (a DNS name or
 /// an IP address, brackets removed).
 pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
