@@ -4,11 +4,13 @@
 # comparing two builds of the hot path.
 #
 #   1. start a throw-away PostgreSQL primary and load it (pgbench -i -s 1);
-#   2. for each binary given, run it under `valgrind --tool=callgrind`
-#      (transaction mode, pool 20, SCRAM), put $TRANSACTIONS select-only
-#      transactions through it with $CLIENTS pgbench clients (-S -M simple),
-#      stop it, and print instructions (Ir) per transaction: the whole run
-#      (startup, logins and shutdown included) divided by the transactions.
+#   2. for each binary given, run it twice under `valgrind --tool=callgrind`
+#      (transaction mode, pool 20, SCRAM), putting $TRANSACTIONS and then
+#      3 x $TRANSACTIONS select-only transactions through it with $CLIENTS
+#      pgbench clients (-S -M simple), and print the instructions (Ir) per
+#      transaction: the difference of the two runs' totals divided by the
+#      difference in transactions, so that startup (the SCRAM key derivation
+#      alone is ~0.5 G instructions), logins and shutdown cancel out.
 #
 # Usage: integration/bench/callgrind.sh BINARY [BINARY...]
 #
@@ -32,6 +34,7 @@ pg_port=${CG_PORT:-25492}
 sy_port=$((pg_port + 1))
 
 dir=$(mktemp -d /tmp/switchyard-callgrind.XXXXXX)
+chmod 711 "$dir"
 sy_pid=""
 cleanup() {
   set +e
@@ -48,25 +51,33 @@ export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
 "$PG_BIN/pgbench" -i -s 1 -q -h 127.0.0.1 -p "$pg_port" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
 write_switchyard_config "$dir/switchyard.toml" "127.0.0.1:$sy_port" 20 transaction "127.0.0.1:$pg_port"
 
-n=0
-for bin in "$@"; do
-  n=$((n + 1))
-  out=$dir/callgrind.$n.out
+# run_once BIN N TRANSACTIONS: prints "IR DONE" (total instructions, transactions done).
+run_once() {
+  local bin=$1 n=$2 tx=$3 out=$dir/callgrind.$2.out
   RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" \
     --config "$dir/switchyard.toml" >"$dir/sy.$n.log" 2>&1 &
   sy_pid=$!
   wait_port 127.0.0.1 "$sy_port" 120 "$sy_pid"
-  per_client=$((transactions / clients))
-  "$PG_BIN/pgbench" -n -S -c "$clients" -j 2 -t "$per_client" -h 127.0.0.1 -p "$sy_port" \
-    -U "$CL_APP_USER" "$CL_APP_DB" >"$dir/pgbench.$n.out" 2>&1
-  done_tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/pgbench.$n.out")
+  "$PG_BIN/pgbench" -n -S -c "$clients" -j 2 -t "$((tx / clients))" -h 127.0.0.1 \
+    -p "$sy_port" -U "$CL_APP_USER" "$CL_APP_DB" >"$dir/pgbench.$n.out" 2>&1
   switchyard_stop "$sy_pid" 120
   sy_pid=""
+  local ir done_tx
   ir=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$out" | head -n 1)
   [[ -z $ir ]] && ir=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$out" | head -n 1)
-  if [[ -z $done_tx || $done_tx == 0 || -z $ir ]]; then
-    echo "$bin: no result (pgbench: $(tail -n 3 "$dir/pgbench.$n.out" | tr '\n' ' '))"
+  done_tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/pgbench.$n.out")
+  echo "${ir:-0} ${done_tx:-0}"
+}
+
+n=0
+for bin in "$@"; do
+  n=$((n + 1))
+  read -r ir1 tx1 < <(run_once "$bin" "$n.a" "$transactions")
+  read -r ir3 tx3 < <(run_once "$bin" "$n.b" "$((3 * transactions))")
+  if ((tx1 == 0 || tx3 <= tx1 || ir1 == 0 || ir3 == 0)); then
+    echo "$bin: no result (transactions $tx1 / $tx3; see $dir/pgbench.$n.*.out)"
     continue
   fi
-  echo "$bin: $ir instructions for $done_tx transactions = $((ir / done_tx)) per transaction"
+  echo "$bin: $(((ir3 - ir1) / (tx3 - tx1))) instructions per transaction" \
+    "($ir1 for $tx1, $ir3 for $tx3 transactions)"
 done

@@ -6,7 +6,7 @@
 use super::expect::{Expect, ExpectQueue, CLOSE_COMPLETE, PARSE_COMPLETE};
 use super::registry::{ClientStatements, Registry, StatementInfo};
 use super::server_set::ServerStatements;
-use crate::protocol::client_msgs::query_sql;
+use crate::protocol::client_msgs::query_bytes;
 use crate::protocol::frame::{read_cstr, HEADER_LEN};
 use crate::protocol::messages::{write_message, PgError};
 use crate::protocol::SqlState;
@@ -62,7 +62,7 @@ impl Rewriter<'_> {
             b'Q' => {
                 self.queue.push(Expect::Ready { simple: true });
                 if self.map_names {
-                    if let Some(sql) = query_sql(frame) {
+                    if let Some(sql) = query_bytes(frame) {
                         if clears_statements(sql) {
                             // The server forgets every statement; so does the client.
                             self.held.clear();
@@ -272,13 +272,15 @@ fn first_words(stmt: &str) -> (Option<String>, Option<String>) {
 }
 
 /// `DISCARD ALL` or `DEALLOCATE [PREPARE] ALL` among the statements of a query.
-fn clears_statements(sql: &str) -> bool {
-    if !crate::router::statement_text::statement_starts_any(
-        sql.as_bytes(),
-        &[b"discard", b"dealloc"],
-    ) {
+fn clears_statements(sql: &[u8]) -> bool {
+    // The byte-level pre-check first: most queries are not looked at any further (not even
+    // checked to be UTF-8).
+    if !crate::router::statement_text::statement_starts_any(sql, &[b"discard", b"dealloc"]) {
         return false;
     }
+    let Ok(sql) = std::str::from_utf8(sql) else {
+        return false;
+    };
     statements(sql).into_iter().any(|s| {
         let (a, b) = first_words(s);
         match (a.as_deref(), b.as_deref()) {
@@ -376,9 +378,9 @@ mod tests {
         assert_eq!(sql_prepared("DEALLOCATE ALL"), None);
         assert_eq!(sql_prepared("PREPARE TRANSACTION 'x'"), None);
         assert_eq!(sql_prepared("SELECT 1"), None);
-        assert!(clears_statements("DISCARD ALL"));
-        assert!(clears_statements("select 1; deallocate prepare all"));
-        assert!(!clears_statements("DEALLOCATE p"));
+        assert!(clears_statements(b"DISCARD ALL"));
+        assert!(clears_statements(b"select 1; deallocate prepare all"));
+        assert!(!clears_statements(b"DEALLOCATE p"));
     }
 
     fn parse_frame(name: &str, sql: &str) -> Vec<u8> {

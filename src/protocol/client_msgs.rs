@@ -10,7 +10,13 @@ fn text(b: &[u8]) -> Option<&str> {
 
 /// The SQL text of a Query frame.
 pub fn query_sql(frame: &[u8]) -> Option<&str> {
-    text(read_cstr(frame.get(HEADER_LEN..)?)?.0)
+    text(query_bytes(frame)?)
+}
+
+/// The SQL of a Query frame as bytes, not yet checked to be UTF-8 (for byte-level
+/// pre-checks that are cheaper than the check).
+pub fn query_bytes(frame: &[u8]) -> Option<&[u8]> {
+    Some(read_cstr(frame.get(HEADER_LEN..)?)?.0)
 }
 
 /// The SQL text of a Parse frame (after the statement name).
