@@ -48,6 +48,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    switchyard::util::files::warn_if_others_can_read(
+        &cli.config,
+        "the config file (it holds passwords)",
+    );
     let workers = config.worker_thread_count();
     let listen = config.listen;
     let app = match App::new(config) {

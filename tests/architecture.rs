@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("router", &["stats"]),
     ("params", &["router"]),
     ("prepared", &["protocol", "router"]),
-    ("net", &["config"]),
+    ("net", &["util", "config"]),
     (
         "backend",
         &[

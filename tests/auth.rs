@@ -168,6 +168,32 @@ async fn a_user_with_only_the_servers_scram_verifier_logs_in_to_scram_servers() 
     server.stop().await;
 }
 
+#[tokio::test]
+async fn repeated_failed_logins_from_one_address_are_slowed_down() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, "", "").await;
+    let wrong = proxy::conn_str(&server, APP_USER, "wrong", APP_DB);
+    // Failures 1 to 3 wait 0, 200 and 400 ms; the fourth waits 600 ms.
+    for _ in 0..3 {
+        assert!(proxy::connect_str(&wrong).await.is_err());
+    }
+    let started = std::time::Instant::now();
+    let e = proxy::connect_str(&wrong)
+        .await
+        .err()
+        .expect("wrong password");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(550),
+        "the fourth failure came after {:?}",
+        started.elapsed()
+    );
+    // The right password still logs in.
+    let c = proxy::connect(&server).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    server.stop().await;
+}
+
 /// The first message Switchyard answers a startup packet with.
 async fn first_answer(server: &switchyard::app::Server, user: &str) -> common::raw::Msg {
     let mut r = Raw::connect(server.addr).await;

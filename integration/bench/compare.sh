@@ -323,6 +323,7 @@ pool_mode = "transaction"
 pool_size = $pool_size
 routing = "primary_only"
 EOF
+chmod 600 "$sy_conf"
 sy_log=$dir/switchyard.log
 
 start_switchyard() {

@@ -457,6 +457,8 @@ dbname = "app"
 pool_mode = "$pool_mode"
 pool_size = $pool_size
 EOF
+  # It holds a password: Switchyard warns about a config file others can read.
+  chmod 600 "$file"
 }
 
 # switchyard_build REPO_DIR: prints the path of the switchyard binary.

@@ -103,35 +103,14 @@ async fn startup(
             Err(_) => return None,
         }
     };
-    if shared.tls.as_ref().is_some_and(|t| t.required) && !io.stream.is_tls() {
-        tracing::info!(%peer, "plaintext login refused: TLS is required");
-        io.send_error(&PgError::fatal(
-            SqlState::INVALID_AUTHORIZATION,
-            "TLS is required: connect with sslmode=require (or verify-ca / verify-full)",
-        ))
-        .await;
-        return None;
-    }
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    if get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
-        io.send_error(&PgError::fatal(
-            SqlState::FEATURE_NOT_SUPPORTED,
-            "replication connections are not supported through Switchyard",
-        ))
-        .await;
-        return None;
-    }
-    let Some(user) = get("user").filter(|u| !u.is_empty()) else {
-        io.send_error(&PgError::fatal(
-            SqlState::INVALID_AUTHORIZATION,
-            "no PostgreSQL user name specified in startup packet",
-        ))
-        .await;
-        return None;
+    let (user, database) = match who(shared, io.stream.is_tls(), &params) {
+        Ok(who) => who,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "login refused");
+            io.send_error(&e).await;
+            return None;
+        }
     };
-    let database = get("database")
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| user.clone());
     let method = match access_method(shared, peer, io.stream.is_tls(), &database, &user) {
         Ok(m) => m,
         Err(e) => {
@@ -143,7 +122,9 @@ async fn startup(
     match authenticate(io, shared, &user, method).await {
         Ok(()) => {}
         Err(AuthFailure::Fatal(e)) => {
-            tracing::info!(%peer, %user, error = %e, "client authentication failed");
+            let delay = shared.login_throttle.failed(peer.ip());
+            tracing::info!(%peer, %user, error = %e, delay_ms = delay.as_millis() as u64, "client authentication failed");
+            tokio::time::sleep(delay).await;
             io.send_error(&e).await;
             return None;
         }
@@ -151,6 +132,38 @@ async fn startup(
     }
     messages::auth_ok(io.out());
     Some((user, database, params))
+}
+
+/// The user and database a startup packet asks for, or why the login is refused: TLS
+/// required but not used, a replication connection, no user name.
+fn who(
+    shared: &Shared,
+    tls: bool,
+    params: &[(String, String)],
+) -> Result<(String, String), PgError> {
+    if shared.tls.as_ref().is_some_and(|t| t.required) && !tls {
+        return Err(PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION,
+            "TLS is required: connect with sslmode=require (or verify-ca / verify-full)",
+        ));
+    }
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
+        return Err(PgError::fatal(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            "replication connections are not supported through Switchyard",
+        ));
+    }
+    let Some(user) = get("user").filter(|u| !u.is_empty()) else {
+        return Err(PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION,
+            "no PostgreSQL user name specified in startup packet",
+        ));
+    };
+    let database = get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    Ok((user, database))
 }
 
 /// The method the first matching `[[hba]]` rule gives this connection (None: there are no

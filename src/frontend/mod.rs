@@ -8,6 +8,7 @@ pub mod client_io;
 pub mod clients;
 pub mod local_answers;
 pub mod login;
+pub mod login_throttle;
 pub mod route_request;
 pub mod session;
 pub mod shared;

@@ -4,6 +4,7 @@
 //! not of the app above them.
 
 use super::clients::ClientRegistry;
+use super::login_throttle::LoginThrottle;
 use crate::auth::Users;
 use crate::config::Config;
 use crate::net::ClientTlsConfig;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub param_versions: RandomState,
     /// Recent clients' login settings, shared by clients that log in with the same.
     pub startup_maps: SharedMaps,
+    /// Failed logins per address, to slow down guessing.
+    pub login_throttle: LoginThrottle,
 }
 
 impl Shared {
@@ -46,6 +49,7 @@ impl Shared {
             clients: Arc::default(),
             param_versions: RandomState::default(),
             startup_maps: SharedMaps::default(),
+            login_throttle: LoginThrottle::default(),
         }
     }
 

@@ -59,25 +59,10 @@ pub struct ClientTlsConfig {
     pub asks_for_certificates: bool,
 }
 
-/// Logs a warning when a secret file can be read by users other than its owner.
-pub fn warn_if_others_can_read(path: &Path, what: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                file = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "{what} can be read by other users: chmod 600 it"
-            );
-        }
-    }
-}
-
 impl ClientTlsConfig {
     pub fn load(t: &ClientTls) -> Result<ClientTlsConfig, String> {
         let certs = read_certs(&t.cert, "tls.cert")?;
-        warn_if_others_can_read(&t.key, "the TLS key (tls.key)");
+        crate::util::files::warn_if_others_can_read(&t.key, "the TLS key (tls.key)");
         let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| {
             format!(
                 "tls.key: cannot read a private key from {}: {e}",

@@ -10,6 +10,8 @@ pub const PROTOCOL_3_0: u32 = 196608;
 
 /// The largest startup packet accepted (Postgres uses 10,000 bytes).
 pub const MAX_STARTUP_LEN: usize = 10_000;
+/// The most parameters a StartupMessage may carry.
+pub const MAX_STARTUP_PARAMS: usize = 64;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartupPacket {
@@ -91,6 +93,9 @@ fn decode_params(mut body: &[u8]) -> Result<Vec<(String, String)>, StartupError>
             .map_err(|_| StartupError::Malformed("parameter name is not UTF-8"))?;
         let value = String::from_utf8(value.to_vec())
             .map_err(|_| StartupError::Malformed("parameter value is not UTF-8"))?;
+        if params.len() == MAX_STARTUP_PARAMS {
+            return Err(StartupError::Malformed("too many parameters"));
+        }
         params.push((name, value));
         body = rest;
     }
@@ -119,6 +124,26 @@ mod tests {
                     ("database".into(), "db".into())
                 ]
             })
+        );
+    }
+
+    #[test]
+    fn caps_the_number_of_parameters() {
+        let body = |n: usize| {
+            let mut b: Vec<u8> = (0..n)
+                .flat_map(|i| format!("p{i}\0v\0").into_bytes())
+                .collect();
+            b.push(0);
+            b
+        };
+        let ok = packet(PROTOCOL_3_0, &body(MAX_STARTUP_PARAMS));
+        assert!(
+            matches!(decode(&ok), Ok(StartupPacket::Startup { params }) if params.len() == MAX_STARTUP_PARAMS)
+        );
+        let too_many = packet(PROTOCOL_3_0, &body(MAX_STARTUP_PARAMS + 1));
+        assert_eq!(
+            decode(&too_many),
+            Err(StartupError::Malformed("too many parameters"))
         );
     }
 
