@@ -15,6 +15,10 @@
 #        4. -S -C -c 16 -j 2              a new connection per transaction
 #        5. -S -c 500 -j 2                many clients over 20 server connections
 #        6. -S -c 1 -j 1 -l               single-client latency (p50/p99 from the log)
+#        7. -S -c 32 -j 2, sslmode=require   select-only over TLS between
+#           pgbench and the pooler (PgBouncer client_tls_*, Switchyard [tls];
+#           throw-away certificates from openssl; direct is not run: the
+#           server has no TLS, and neither pooler uses TLS toward it)
 #      recording TPS, average latency and the pooler's CPU time per 1,000
 #      transactions (utime+stime from /proc/<pid>/stat);
 #   4. restart each pooler and measure its RSS with $IDLE_CLIENTS idle,
@@ -76,7 +80,7 @@ esac
 
 duration=${DURATION:-20}
 rounds=${ROUNDS:-3}
-workloads=${WORKLOADS:-1 2 3 4 5 6}
+workloads=${WORKLOADS:-1 2 3 4 5 6 7}
 idle_clients=${IDLE_CLIENTS:-5000}
 warmup=${WARMUP:-3}
 scale=${SCALE:-10}
@@ -106,7 +110,7 @@ done
 [[ $log_conn =~ ^[01]$ ]] || die "LOG_CONNECTIONS must be 0 or 1"
 [[ $pgb_password == scram || $pgb_password == plain ]] || die "PGB_PASSWORD must be scram or plain"
 for w in $workloads; do
-  [[ $w =~ ^[1-6]$ ]] || die "WORKLOADS: unknown workload '$w' (1-6)"
+  [[ $w =~ ^[1-7]$ ]] || die "WORKLOADS: unknown workload '$w' (1-7)"
 done
 for p in "$pg_port" "$pgb_port" "$sy_port"; do
   port_open 127.0.0.1 "$p" && die "port $p on 127.0.0.1 is already in use"
@@ -274,6 +278,19 @@ log_connections = $log_conn
 log_disconnections = $log_conn
 logfile = $pgb_dir/pgbouncer.log
 EOF
+# Workload 7: TLS from the clients to both poolers, with the same certificate.
+tls_wanted=0
+[[ " $workloads " == *" 7 "* ]] && tls_wanted=1
+if ((tls_wanted)); then
+  mkdir -p "$dir/tls"
+  make_test_certs "$dir/tls" || die "could not make test certificates (is openssl installed?)"
+  cp "$dir/tls/server.crt" "$dir/tls/server.key" "$pgb_dir/"
+  cat >>"$pgb_dir/pgbouncer.ini" <<EOF
+client_tls_sslmode = allow
+client_tls_cert_file = $pgb_dir/server.crt
+client_tls_key_file = $pgb_dir/server.key
+EOF
+fi
 if ((is_root)); then
   chown -R postgres: "$pgb_dir"
   chmod 600 "$pgb_dir/userlist.txt"
@@ -323,6 +340,9 @@ pool_mode = "transaction"
 pool_size = $pool_size
 routing = "primary_only"
 EOF
+if ((tls_wanted)); then
+  printf '\n[tls]\ncert = "%s"\nkey = "%s"\n' "$dir/tls/server.crt" "$dir/tls/server.key" >>"$sy_conf"
+fi
 chmod 600 "$sy_conf"
 sy_log=$dir/switchyard.log
 
@@ -399,15 +419,24 @@ add_workload 6 "1 client latency" "select-only, 1 client: latency" \
   "Per-transaction latencies from \`pgbench -l\` (p50, p99 over all transactions of the run; median over rounds); \"added over direct\" is the pooler's p50 minus direct's." \
   1 0 "-S -c 1 -j 1 -l" "-S -c 1 -j 1 -l" "-S -c 1 -j 1 -l"
 
+add_workload 7 "select-only over TLS" "select-only, 32 clients, TLS between pgbench and the pooler (sslmode=require)" \
+  "The clients talk TLS to the pooler (PgBouncer: client_tls_sslmode = allow; Switchyard: a [tls] table), both with the same RSA-2048 certificate; pooler to PostgreSQL stays plain. Direct is not run (the server has no TLS). The TLS settings are only in the poolers' configs when this workload runs." \
+  0 0 "skip" "-S -c 32 -j 2 --tls" "-S -c 32 -j 2 --tls"
+
 printf 'workload\ttarget\tround\tposition\ttps\tlatency_ms\tprocessed\tfailed\trc\terrors\tcpu_ticks\tp50_us\tp99_us\tfile\n' >"$dir/runs.tsv"
 
 # run_pgbench OUTFILE PORT ARG...: pgbench in the background (so that a signal
 # runs the trap at once); returns its exit status.
 run_pgbench() {
-  local out=$1 port=$2 rc=0
+  local out=$1 port=$2 rc=0 sslmode=disable a
   shift 2
-  (cd "$dir/runs" && exec "$PGBENCH" -h 127.0.0.1 -p "$port" -U "$CL_APP_USER" "$@" "$CL_APP_DB") \
-    </dev/null >"$out" 2>&1 &
+  local -a args=()
+  # --tls (ours, not pgbench's): connect with sslmode=require.
+  for a in "$@"; do
+    if [[ $a == --tls ]]; then sslmode=require; else args+=("$a"); fi
+  done
+  (cd "$dir/runs" && PGSSLMODE=$sslmode exec "$PGBENCH" -h 127.0.0.1 -p "$port" \
+    -U "$CL_APP_USER" "${args[@]}" "$CL_APP_DB") </dev/null >"$out" 2>&1 &
   bench_pid=$!
   wait "$bench_pid" || rc=$?
   bench_pid=""
