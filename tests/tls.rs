@@ -126,6 +126,17 @@ fn psql(conninfo: &str, sql: &str) -> Result<String, String> {
     }
 }
 
+/// libpq options that present `leaf` as the client certificate (files written to `dir`).
+fn cert_args(dir: &Path, leaf: &Leaf, tag: &str) -> String {
+    let c = write(dir, &format!("{tag}.crt"), &leaf.cert);
+    let k = write(dir, &format!("{tag}.key"), &leaf.key);
+    format!(
+        "sslmode=require sslcert={} sslkey={}",
+        c.display(),
+        k.display()
+    )
+}
+
 fn conninfo(server: &Server, extra: &str) -> String {
     format!(
         "host=127.0.0.1 port={} user={APP_USER} dbname={APP_DB} {extra}",
@@ -171,6 +182,17 @@ async fn psql_in_every_sslmode() {
         let one = tokio::task::block_in_place(|| psql(&info, "SELECT 40 + 2")).unwrap();
         assert_eq!(one, "42", "sslmode={mode}");
     }
+    // SCRAM-SHA-256-PLUS: libpq's channel_binding=require needs it (and TLS).
+    let bound = conninfo(
+        &server,
+        &format!("sslmode=verify-full {root} channel_binding=require"),
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| psql(&bound, "SELECT 7")).unwrap(),
+        "7"
+    );
+    let unbound = conninfo(&server, "sslmode=disable channel_binding=require");
+    assert!(tokio::task::block_in_place(|| psql(&unbound, "SELECT 7")).is_err());
     // verify-full checks the name: "localhost" is in the certificate, a wrong CA is not.
     let other_ca = write(&dir, "other.crt", &Ca::new("someone else").pem());
     let info = format!(
@@ -224,15 +246,7 @@ async fn client_certificates_are_checked_when_a_ca_is_set() {
     let server = start_with_tls(&dir, &ca, &format!("ca = \"{}\"", clients_file.display())).await;
     let good = clients.client(APP_USER);
     let bad = Ca::new("not the client ca").client(APP_USER);
-    let files = |leaf: &Leaf, tag: &str| {
-        let c = write(&dir, &format!("{tag}.crt"), &leaf.cert);
-        let k = write(&dir, &format!("{tag}.key"), &leaf.key);
-        format!(
-            "sslmode=require sslcert={} sslkey={}",
-            c.display(),
-            k.display()
-        )
-    };
+    let files = |leaf: &Leaf, tag: &str| cert_args(&dir, leaf, tag);
     let with_good = conninfo(&server, &files(&good, "good"));
     let with_bad = conninfo(&server, &files(&bad, "bad"));
     let without = conninfo(&server, "sslmode=require");
@@ -267,15 +281,7 @@ async fn cert_method_logs_in_by_the_certificates_common_name() {
         clients_file.display()
     );
     let server = start_with_tls(&dir, &ca, &extra).await;
-    let files = |leaf: &Leaf, tag: &str| {
-        let c = write(&dir, &format!("{tag}.crt"), &leaf.cert);
-        let k = write(&dir, &format!("{tag}.key"), &leaf.key);
-        format!(
-            "sslmode=require sslcert={} sslkey={}",
-            c.display(),
-            k.display()
-        )
-    };
+    let files = |leaf: &Leaf, tag: &str| cert_args(&dir, leaf, tag);
     let mine = conninfo(&server, &files(&clients.client(APP_USER), "mine"));
     let theirs = conninfo(&server, &files(&clients.client("somebody"), "theirs"));
     let none = conninfo(&server, "sslmode=require");

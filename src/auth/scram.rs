@@ -1,8 +1,8 @@
 //! Server side of SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL speaks it:
 //! SCRAM verifiers ([`ScramVerifier`], the `SCRAM-SHA-256$...` format of
 //! `pg_authid`) and the two-step exchange with a connecting client
-//! ([`ScramExchange`]). No channel binding: SCRAM-SHA-256-PLUS is not offered,
-//! so gs2 headers `n,,` and `y,,` are accepted and `p=...` is refused.
+//! ([`ScramExchange`]), with `tls-server-end-point` channel binding
+//! (SCRAM-SHA-256-PLUS) when the client connection is TLS ([`Binding`]).
 //!
 //! Known limitation: PostgreSQL and libpq apply SASLprep (RFC 4013) to
 //! passwords before hashing them. This module does not, which is exact for
@@ -152,12 +152,51 @@ impl fmt::Debug for ScramVerifier {
 pub struct ScramExchange {
     stored_key: [u8; 32],
     server_key: [u8; 32],
-    /// The `c=` value the client must send: base64 of its gs2 header.
-    expected_cbind: &'static str,
+    /// The `c=` value the client must send: base64 of its gs2 header (and, with channel
+    /// binding, of the certificate hash).
+    expected_cbind: String,
     /// Client nonce followed by server nonce.
     nonce: String,
     client_first_bare: String,
     server_first: String,
+}
+
+/// Channel binding as the mechanism the client chose allows it.
+#[derive(Debug, Clone, Copy)]
+pub enum Binding<'a> {
+    /// No TLS: SCRAM-SHA-256 only (gs2 flags `n` and `y`).
+    None,
+    /// TLS, SCRAM-SHA-256-PLUS offered but the client chose SCRAM-SHA-256: flag `n` only (a
+    /// `y` means the client thinks the server cannot bind: a downgrade).
+    Declined,
+    /// The client chose SCRAM-SHA-256-PLUS: flag `p=tls-server-end-point`, bound to this
+    /// hash of the server's certificate.
+    Required(&'a [u8]),
+}
+
+/// The `c=` value that matches the client's gs2 flag under `binding`.
+fn expected_cbind(flag: &str, binding: Binding<'_>) -> Result<String, AuthError> {
+    match (flag, binding) {
+        ("n", Binding::None | Binding::Declined) => Ok("biws".into()), // base64("n,,")
+        ("y", Binding::None) => Ok("eSws".into()),                     // base64("y,,")
+        ("y", _) => Err(protocol(
+            "SCRAM channel binding negotiation error: the client supports channel binding \
+             but thinks the server does not, yet it does",
+        )),
+        ("p=tls-server-end-point", Binding::Required(hash)) => {
+            let mut data = b"p=tls-server-end-point,,".to_vec();
+            data.extend_from_slice(hash);
+            Ok(STANDARD.encode(data))
+        }
+        (f, Binding::Required(_)) if !f.starts_with("p=") => Err(protocol(
+            "SCRAM-SHA-256-PLUS was selected, but the client did not ask for channel binding",
+        )),
+        (f, _) if f.starts_with("p=") => Err(protocol(
+            "unsupported channel binding type (only tls-server-end-point), or channel \
+             binding without SCRAM-SHA-256-PLUS",
+        )),
+        _ => Err(protocol("malformed client-first-message: bad gs2 flag")),
+    }
 }
 
 /// A successful SCRAM exchange.
@@ -182,22 +221,22 @@ impl ScramExchange {
         verifier: &ScramVerifier,
         client_first: &[u8],
     ) -> Result<(ScramExchange, String), AuthError> {
+        Self::start_with(verifier, client_first, Binding::None)
+    }
+
+    /// [`ScramExchange::start`] where channel binding may be in play: see [`Binding`].
+    pub fn start_with(
+        verifier: &ScramVerifier,
+        client_first: &[u8],
+        binding: Binding<'_>,
+    ) -> Result<(ScramExchange, String), AuthError> {
         let msg = text(client_first, "client-first-message")?;
 
         // gs2-header: gs2-cbind-flag "," [ authzid ] ","
         let (cbind_flag, rest) = msg
             .split_once(',')
             .ok_or_else(|| protocol("malformed client-first-message: no gs2 header"))?;
-        let expected_cbind = match cbind_flag {
-            "n" => "biws", // base64("n,,")
-            "y" => "eSws", // base64("y,,")
-            f if f.starts_with("p=") => {
-                return Err(protocol(
-                    "client requires channel binding, but SCRAM-SHA-256-PLUS is not offered",
-                ))
-            }
-            _ => return Err(protocol("malformed client-first-message: bad gs2 flag")),
-        };
+        let expected_cbind = expected_cbind(cbind_flag, binding)?;
         let (authzid, bare) = rest
             .split_once(',')
             .ok_or_else(|| protocol("malformed client-first-message: truncated gs2 header"))?;

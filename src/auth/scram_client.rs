@@ -14,18 +14,47 @@ use rand::RngCore;
 pub struct KeyedScramClient {
     client_key: [u8; 32],
     verifier: ScramVerifier,
+    /// `n,,`, `y,,` or `p=tls-server-end-point,,`.
+    gs2_header: &'static str,
+    /// The server certificate's hash with `p=...`; empty otherwise.
+    cbind_data: Vec<u8>,
     nonce: String,
     /// Set once the client-final-message is made: what the server must have signed.
     auth_message: Option<Vec<u8>>,
 }
 
 impl KeyedScramClient {
+    /// Without channel binding (`n`: no TLS).
     pub fn new(client_key: [u8; 32], verifier: &ScramVerifier) -> KeyedScramClient {
+        Self::with_gs2(client_key, verifier, "n,,", Vec::new())
+    }
+
+    /// Over TLS: bound to the server certificate's hash when the server offered
+    /// SCRAM-SHA-256-PLUS (`Some`), otherwise flag `y` (we could bind, the server cannot).
+    pub fn over_tls(
+        client_key: [u8; 32],
+        verifier: &ScramVerifier,
+        cert_hash: Option<Vec<u8>>,
+    ) -> KeyedScramClient {
+        match cert_hash {
+            Some(h) => Self::with_gs2(client_key, verifier, "p=tls-server-end-point,,", h),
+            None => Self::with_gs2(client_key, verifier, "y,,", Vec::new()),
+        }
+    }
+
+    fn with_gs2(
+        client_key: [u8; 32],
+        verifier: &ScramVerifier,
+        gs2_header: &'static str,
+        cbind_data: Vec<u8>,
+    ) -> KeyedScramClient {
         let mut raw = [0u8; 18];
         rand::thread_rng().fill_bytes(&mut raw);
         KeyedScramClient {
             client_key,
             verifier: verifier.clone(),
+            gs2_header,
+            cbind_data,
             nonce: STANDARD.encode(raw),
             auth_message: None,
         }
@@ -36,9 +65,9 @@ impl KeyedScramClient {
         format!("n=,r={}", self.nonce)
     }
 
-    /// The client-first-message (no channel binding).
+    /// The client-first-message.
     pub fn client_first(&self) -> Vec<u8> {
-        format!("n,,{}", self.client_first_bare()).into_bytes()
+        format!("{}{}", self.gs2_header, self.client_first_bare()).into_bytes()
     }
 
     /// Answers the server-first-message with the client-final-message. The server must use
@@ -71,7 +100,8 @@ impl KeyedScramClient {
                     .into(),
             ));
         }
-        let without_proof = format!("c=biws,r={nonce}");
+        let cbind = [self.gs2_header.as_bytes(), &self.cbind_data].concat();
+        let without_proof = format!("c={},r={nonce}", STANDARD.encode(cbind));
         let auth_message = [
             self.client_first_bare().as_bytes(),
             b",",
@@ -151,6 +181,27 @@ mod tests {
         let (_, first) = ScramExchange::start(&other, &keyed.client_first()).unwrap();
         let err = keyed.client_final(first.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("pg_authid"), "{err}");
+        // Bound to a certificate hash, against a server side that expects the same hash.
+        let hash = vec![9u8; 32];
+        let mut keyed = KeyedScramClient::over_tls(learnt, &verifier, Some(hash.clone()));
+        let (server, first) = ScramExchange::start_with(
+            &verifier,
+            &keyed.client_first(),
+            crate::auth::scram::Binding::Required(&hash),
+        )
+        .unwrap();
+        let fin = keyed.client_final(first.as_bytes()).unwrap();
+        server.finish(&fin).expect("bound to the same certificate");
+        // ... and another certificate (a man in the middle) fails.
+        let mut keyed = KeyedScramClient::over_tls(learnt, &verifier, Some(vec![8u8; 32]));
+        let (server, first) = ScramExchange::start_with(
+            &verifier,
+            &keyed.client_first(),
+            crate::auth::scram::Binding::Required(&hash),
+        )
+        .unwrap();
+        let fin = keyed.client_final(first.as_bytes()).unwrap();
+        assert!(server.finish(&fin).is_err(), "another certificate's hash");
         // A wrong key does not log in.
         let mut keyed = KeyedScramClient::new([7; 32], &verifier);
         let (server, first) = ScramExchange::start(&verifier, &keyed.client_first()).unwrap();

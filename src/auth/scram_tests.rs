@@ -47,7 +47,7 @@ fn dup(ex: &ScramExchange) -> ScramExchange {
     ScramExchange {
         stored_key: ex.stored_key,
         server_key: ex.server_key,
-        expected_cbind: ex.expected_cbind,
+        expected_cbind: ex.expected_cbind.clone(),
         nonce: ex.nonce.clone(),
         client_first_bare: ex.client_first_bare.clone(),
         server_first: ex.server_first.clone(),

@@ -8,7 +8,7 @@ use super::server_frames::read_frame;
 use super::server_scram::{ScramLoginError, ServerScram};
 use crate::auth::ServerSecret;
 use crate::config::ServerTlsMode;
-use crate::net::tls::server_name;
+use crate::net::tls::{end_point_hash, server_name};
 use crate::net::{ServerTlsConfig, Stream};
 use crate::prepared::ServerStatements;
 use crate::protocol::backend_msgs::{error_fields, parameter_status};
@@ -16,7 +16,6 @@ use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::messages::{PgError, Severity};
 use crate::protocol::SqlState;
 use bytes::{Buf, BytesMut};
-use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use postgres_protocol::message::frontend;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -124,6 +123,8 @@ async fn negotiate_tls(stream: &mut Stream, p: &LoginParams<'_>) -> Result<(), B
 struct Login<'p, 'a> {
     p: &'p LoginParams<'a>,
     scram: Option<ServerScram>,
+    /// Over TLS: the server certificate's channel-binding hash.
+    tls_hash: Option<Vec<u8>>,
     reported: HashMap<String, String>,
     key: (i32, i32),
 }
@@ -147,6 +148,7 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
     let mut login = Login {
         p,
         scram: None,
+        tls_hash: stream.server_certificate().map(end_point_hash),
         reported: HashMap::new(),
         key: (0, 0),
     };
@@ -251,9 +253,11 @@ impl Login<'_, '_> {
     }
 
     fn scram_start(&mut self, mechanisms: &[u8], out: &mut BytesMut) -> Result<(), BackendError> {
-        let (s, first) = ServerScram::start(self.p.secret, self.p.user, mechanisms)
-            .map_err(|e| self.scram_error(e))?;
-        frontend::sasl_initial_response(SCRAM_SHA_256, &first, out)
+        let tls_hash = self.tls_hash.clone();
+        let (s, mechanism, first) =
+            ServerScram::start(self.p.secret, self.p.user, mechanisms, tls_hash)
+                .map_err(|e| self.scram_error(e))?;
+        frontend::sasl_initial_response(mechanism, &first, out)
             .map_err(|e| self.protocol(&e.to_string()))?;
         self.scram = Some(s);
         Ok(())

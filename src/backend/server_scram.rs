@@ -3,7 +3,9 @@
 //! a client's login ([`KeyedScramClient`]).
 
 use crate::auth::{KeyedScramClient, ServerSecret};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 
 /// Why the exchange cannot go on: no secret that fits, or a protocol problem.
 pub enum ScramLoginError {
@@ -18,31 +20,47 @@ pub enum ServerScram {
 
 impl ServerScram {
     /// Starts the exchange the server asked for (its list of `mechanisms`); returns the
-    /// mechanism to name and the client-first-message.
+    /// mechanism to name and the client-first-message. `tls` is the server certificate's
+    /// channel-binding hash when the connection is TLS: SCRAM-SHA-256-PLUS is used when the
+    /// server offers it.
     pub fn start(
         secret: &ServerSecret,
         user: &str,
         mechanisms: &[u8],
-    ) -> Result<(ServerScram, Vec<u8>), ScramLoginError> {
-        let offered = mechanisms
-            .split(|&b| b == 0)
-            .any(|m| m == SCRAM_SHA_256.as_bytes());
-        if !offered {
+        tls: Option<Vec<u8>>,
+    ) -> Result<(ServerScram, &'static str, Vec<u8>), ScramLoginError> {
+        let offers = |m: &str| mechanisms.split(|&b| b == 0).any(|x| x == m.as_bytes());
+        if !offers(SCRAM_SHA_256) && !offers(SCRAM_SHA_256_PLUS) {
             return Err(ScramLoginError::Protocol(
                 "server offers no SASL mechanism we support".into(),
             ));
         }
+        // Bind when both sides can; over TLS without PLUS say so (`y`), as libpq does.
+        let bound = tls.clone().filter(|_| offers(SCRAM_SHA_256_PLUS));
+        let mechanism = if bound.is_some() {
+            SCRAM_SHA_256_PLUS
+        } else {
+            SCRAM_SHA_256
+        };
         match secret {
             ServerSecret::Password(pw) => {
-                let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                let binding = match (&bound, &tls) {
+                    (Some(h), _) => ChannelBinding::tls_server_end_point(h.clone()),
+                    (None, Some(_)) => ChannelBinding::unrequested(),
+                    (None, None) => ChannelBinding::unsupported(),
+                };
+                let s = ScramSha256::new(pw.as_bytes(), binding);
                 let first = s.message().to_vec();
-                Ok((ServerScram::Password(s), first))
+                Ok((ServerScram::Password(s), mechanism, first))
             }
             ServerSecret::Verifier(learnt) => match learnt.client_key() {
                 Some(key) => {
-                    let c = KeyedScramClient::new(key, &learnt.verifier);
+                    let c = match tls {
+                        Some(_) => KeyedScramClient::over_tls(key, &learnt.verifier, bound),
+                        None => KeyedScramClient::new(key, &learnt.verifier),
+                    };
                     let first = c.client_first();
-                    Ok((ServerScram::Keys(c), first))
+                    Ok((ServerScram::Keys(c), mechanism, first))
                 }
                 None => Err(ScramLoginError::NoSecret(format!(
                     "server asks for SCRAM-SHA-256 authentication of user \"{user}\", for whom \

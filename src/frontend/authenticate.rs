@@ -4,13 +4,16 @@
 
 use super::client_io::{ClientIo, ReadError};
 use super::Shared;
-use crate::auth::scram::{ScramExchange, ScramVerifier};
+use crate::auth::scram::{Binding, ScramExchange, ScramVerifier};
 use crate::auth::UserSecret;
 use crate::config::{AuthMethod, HbaMethod};
 use crate::net::tls::common_name;
 use crate::protocol::frame::{read_cstr, HEADER_LEN};
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::SqlState;
+
+const SCRAM: &str = "SCRAM-SHA-256";
+const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
 
 /// Largest authentication message accepted from a client.
 const MAX_AUTH_MESSAGE: usize = 10_000;
@@ -65,7 +68,12 @@ pub async fn authenticate(
             Some(v) => (v, true),
             None => (shared.users.dummy_verifier(), false),
         };
-        match scram_exchange(io, verifier).await? {
+        let cert_hash = shared
+            .tls
+            .as_ref()
+            .filter(|_| io.stream.is_tls())
+            .map(|t| t.cert_hash.as_slice());
+        match scram_exchange(io, verifier, cert_hash).await? {
             Some(client_key) if known => {
                 shared.users.learn_client_key(user, client_key);
                 Ok(())
@@ -120,23 +128,34 @@ async fn md5_exchange(
     }
 }
 
-/// The ClientKey the client proved, or None for a wrong password.
+/// The ClientKey the client proved, or None for a wrong password. Over TLS,
+/// SCRAM-SHA-256-PLUS is offered first, bound to `cert_hash`.
 async fn scram_exchange(
     io: &mut ClientIo,
     verifier: &ScramVerifier,
+    cert_hash: Option<&[u8]>,
 ) -> Result<Option<[u8; 32]>, AuthFailure> {
-    messages::auth_sasl(io.out(), &["SCRAM-SHA-256"]);
+    if cert_hash.is_some() {
+        messages::auth_sasl(io.out(), &[SCRAM_PLUS, SCRAM]);
+    } else {
+        messages::auth_sasl(io.out(), &[SCRAM]);
+    }
     io.flush().await.map_err(|_| AuthFailure::Gone)?;
 
     let frame = read_password_message(io).await?;
     let body = &frame[HEADER_LEN..];
     let (mechanism, rest) =
         read_cstr(body).ok_or_else(|| protocol("malformed SASLInitialResponse"))?;
-    if mechanism != b"SCRAM-SHA-256" {
-        return Err(protocol(
-            "client selected an invalid SASL authentication mechanism",
-        ));
-    }
+    let binding = match (mechanism, cert_hash) {
+        (m, Some(hash)) if m == SCRAM_PLUS.as_bytes() => Binding::Required(hash),
+        (m, Some(_)) if m == SCRAM.as_bytes() => Binding::Declined,
+        (m, None) if m == SCRAM.as_bytes() => Binding::None,
+        _ => {
+            return Err(protocol(
+                "client selected an invalid SASL authentication mechanism",
+            ))
+        }
+    };
     if rest.len() < 4 {
         return Err(protocol("malformed SASLInitialResponse"));
     }
@@ -145,7 +164,7 @@ async fn scram_exchange(
     if declared < 0 || declared as usize != data.len() {
         return Err(protocol("malformed SASLInitialResponse: bad data length"));
     }
-    let (exchange, server_first) = match ScramExchange::start(verifier, data) {
+    let (exchange, server_first) = match ScramExchange::start_with(verifier, data, binding) {
         Ok(x) => x,
         Err(e) => return Err(protocol(&format!("malformed SCRAM message: {e}"))),
     };

@@ -82,6 +82,19 @@ impl Stream {
         }
     }
 
+    /// The certificate a server presented over TLS (DER), for channel binding.
+    pub fn server_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Stream::ToServer(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()?
+                .first()
+                .map(|c| c.as_ref()),
+            _ => None,
+        }
+    }
+
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.tcp().ok_or_else(not_connected)?.peer_addr()
     }

@@ -57,6 +57,8 @@ pub struct ClientTlsConfig {
     pub required: bool,
     /// `ca` is set: clients are asked for certificates.
     pub asks_for_certificates: bool,
+    /// The channel-binding hash of our certificate, for SCRAM-SHA-256-PLUS.
+    pub cert_hash: Vec<u8>,
 }
 
 impl ClientTlsConfig {
@@ -87,6 +89,7 @@ impl ClientTlsConfig {
             }
             None => builder.with_no_client_auth(),
         };
+        let cert_hash = end_point_hash(&certs[0]);
         let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| format!("tls: the certificate and key do not fit together: {e}"))?;
@@ -95,6 +98,7 @@ impl ClientTlsConfig {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             required: t.mode == ClientTlsMode::Require,
             asks_for_certificates: t.ca.is_some(),
+            cert_hash,
         })
     }
 }
@@ -160,6 +164,23 @@ impl ServerTlsConfig {
 
     pub fn connector(&self) -> Option<&TlsConnector> {
         self.connector.as_ref()
+    }
+}
+
+/// The `tls-server-end-point` channel-binding value of a certificate (RFC 5929): its hash
+/// with the hash function of its signature algorithm, SHA-256 for MD5, SHA-1 and anything
+/// unrecognised.
+pub fn end_point_hash(der: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let algorithm = x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c.signature_algorithm.algorithm.to_id_string())
+        .unwrap_or_default();
+    match algorithm.as_str() {
+        // sha384WithRSAEncryption, ecdsa-with-SHA384
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => sha2::Sha384::digest(der).to_vec(),
+        // sha512WithRSAEncryption, ecdsa-with-SHA512
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => sha2::Sha512::digest(der).to_vec(),
+        _ => sha2::Sha256::digest(der).to_vec(),
     }
 }
 
