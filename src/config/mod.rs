@@ -2,16 +2,19 @@
 //! model (see `types`), and the `ConfigError` every problem is reported as
 //! (with the line and key path; see `validate`).
 
+mod access;
 mod locate;
 mod types;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use access::{
+    ClientTls, ClientTlsMode, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode,
+};
 pub use types::{
-    password_kind, AuthMethod, ClientTls, ClientTlsMode, Config, Database, HbaAddress, HbaMethod,
-    HbaRule, HbaType, HostAddr, HostAddrError, LoadBalancing, PasswordKind, PoolMode,
-    ReadYourWrites, Routing, ServerTlsMode, User, DEFAULT_CHECKOUT_TIMEOUT_MS,
+    password_kind, AuthMethod, Config, Database, HostAddr, HostAddrError, LoadBalancing,
+    PasswordKind, PoolMode, ReadYourWrites, Routing, User, DEFAULT_CHECKOUT_TIMEOUT_MS,
     DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS, DEFAULT_SERVER_LIFETIME_MS,
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS, MAX_DURATION_MS, MAX_IDENTIFIER_LEN,
@@ -169,5 +172,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod tests;

@@ -4,14 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use toml::Spanned;
 
 use super::locate::{from_toml_error, key_segment, line_of};
 use super::types::{
-    AuthMethod, ClientTls, Config, Database, HbaAddress, HbaMethod, HbaRule, HbaType, HostAddr,
-    PasswordKind, RawConfig, RawDatabase, RawHba, RawTls, RawUser, ServerTlsMode, User,
+    AuthMethod, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase, RawUser, User,
     DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_POOL_SIZE, DEFAULT_SERVER_IDLE_TIMEOUT_MS,
     DEFAULT_SERVER_LIFETIME_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_WORKER_THREADS,
@@ -19,6 +17,8 @@ use super::types::{
     MIN_MAX_MESSAGE_SIZE,
 };
 use super::ConfigError;
+
+mod access_checks;
 
 /// Parses and validates a whole document.
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -122,106 +122,6 @@ impl Checker<'_> {
             users: self.users(raw.users, auth_method)?,
             databases: self.databases(raw.databases)?,
         })
-    }
-
-    /// `[tls]`: `cert` and `key` are required; file contents are checked when the
-    /// certificates are loaded (`--check` does that too).
-    fn tls(&self, raw: Spanned<RawTls>) -> Result<ClientTls, ConfigError> {
-        let span = raw.span();
-        let raw = raw.into_inner();
-        let path = |v: Spanned<String>, key: &str| self.file_name(v, &format!("tls.{key}"));
-        Ok(ClientTls {
-            cert: path(self.required(raw.cert, &span, "tls", "cert")?, "cert")?,
-            key: path(self.required(raw.key, &span, "tls", "key")?, "key")?,
-            ca: raw.ca.map(|v| path(v, "ca")).transpose()?,
-            mode: raw.mode.map(Spanned::into_inner).unwrap_or_default(),
-        })
-    }
-
-    /// The `[[hba]]` rules, in file order.
-    fn hba(
-        &self,
-        raw: Vec<Spanned<RawHba>>,
-        client_certificates: bool,
-    ) -> Result<Vec<HbaRule>, ConfigError> {
-        raw.into_iter()
-            .enumerate()
-            .map(|(i, rule)| self.hba_rule(rule, i, client_certificates))
-            .collect()
-    }
-
-    /// One `[[hba]]` rule: `type`, `address` and `method` are required, `database` and `user`
-    /// default to "all". `cert` needs TLS (`hostssl`) and client certificates (`[tls] ca`).
-    fn hba_rule(
-        &self,
-        raw: Spanned<RawHba>,
-        i: usize,
-        client_certificates: bool,
-    ) -> Result<HbaRule, ConfigError> {
-        let span = raw.span();
-        let path = format!("hba[{i}]");
-        let raw = raw.into_inner();
-        let kind = self.required(raw.kind, &span, &path, "type")?;
-        let method = self.required(raw.method, &span, &path, "method")?;
-        let address = self.required(raw.address, &span, &path, "address")?;
-        let address = address
-            .get_ref()
-            .parse::<HbaAddress>()
-            .map_err(|why| self.invalid(&address.span(), &format!("{path}.address"), why))?;
-        if *method.get_ref() == HbaMethod::Cert {
-            let why = if *kind.get_ref() != HbaType::Hostssl {
-                "\"cert\" needs type = \"hostssl\" (a certificate comes with TLS only)"
-            } else if !client_certificates {
-                "\"cert\" needs [tls] ca, so that clients are asked for certificates"
-            } else {
-                ""
-            };
-            if !why.is_empty() {
-                return Err(self.invalid(&method.span(), &format!("{path}.method"), why));
-            }
-        }
-        let name = |v: Option<Spanned<String>>| v.map(Spanned::into_inner).filter(|n| n != "all");
-        Ok(HbaRule {
-            kind: kind.into_inner(),
-            database: name(raw.database),
-            user: name(raw.user),
-            address,
-            method: method.into_inner(),
-        })
-    }
-
-    /// A file name: not empty.
-    fn file_name(&self, value: Spanned<String>, path: &str) -> Result<PathBuf, ConfigError> {
-        if value.get_ref().trim().is_empty() {
-            return Err(self.invalid(&value.span(), path, "the file name must not be empty"));
-        }
-        Ok(PathBuf::from(value.into_inner()))
-    }
-
-    /// `server_tls` and `server_ca` of a database: the verify modes need a CA.
-    fn server_tls(
-        &self,
-        name: &Spanned<String>,
-        path: &str,
-        mode: Option<Spanned<ServerTlsMode>>,
-        ca: Option<Spanned<String>>,
-    ) -> Result<(ServerTlsMode, Option<PathBuf>), ConfigError> {
-        let mode_span = mode.as_ref().map(|m| m.span());
-        let mode = mode.map(Spanned::into_inner).unwrap_or_default();
-        let ca = ca
-            .map(|c| self.file_name(c, &format!("{path}.server_ca")))
-            .transpose()?;
-        if matches!(mode, ServerTlsMode::VerifyCa | ServerTlsMode::VerifyFull) && ca.is_none() {
-            return Err(self.invalid(
-                &mode_span.unwrap_or_else(|| name.span()),
-                &format!("{path}.server_tls"),
-                format!(
-                    "\"{}\" checks the servers' certificates: set server_ca to the CA file",
-                    mode.as_str()
-                ),
-            ));
-        }
-        Ok((mode, ca))
     }
 
     /// `listen`: required, an IP:port.
