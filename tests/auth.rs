@@ -268,3 +268,97 @@ async fn ssl_and_gss_requests_are_refused_with_n() {
     c.simple_query("SELECT 1").await.unwrap();
     server.stop().await;
 }
+
+/// `[auth_query]` as PgBouncer users set it up: a SECURITY DEFINER function over pg_shadow,
+/// executable by a lookup role that is not a superuser.
+const LOOKUP_SETUP: &str = "\
+    SET password_encryption = 'scram-sha-256';
+    CREATE ROLE aq_lookup LOGIN PASSWORD 'lookup_pw';
+    CREATE ROLE aq_user LOGIN PASSWORD 'aq_pw';
+    CREATE FUNCTION public.sy_lookup(name text, OUT usename name, OUT passwd text)
+        RETURNS record LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+        AS $$ SELECT usename, passwd FROM pg_shadow WHERE usename = name $$;
+    REVOKE ALL ON FUNCTION public.sy_lookup(text) FROM public;
+    GRANT EXECUTE ON FUNCTION public.sy_lookup(text) TO aq_lookup;";
+
+fn auth_query_table(lookup_password: &str) -> String {
+    format!(
+        "[auth_query]\nuser = \"aq_lookup\"\npassword = \"{lookup_password}\"\n\
+         query = \"SELECT * FROM public.sy_lookup($1)\"\ncache_lifetime_ms = 200\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_query_logs_in_users_that_are_not_listed() {
+    let cluster = PgCluster::shared();
+    tokio::task::block_in_place(|| cluster.primary.psql_super(APP_DB, LOOKUP_SETUP));
+    let server = proxy::start(cluster, &auth_query_table("lookup_pw"), "").await;
+    let as_user = |password: &str| proxy::conn_str(&server, "aq_user", password, APP_DB);
+
+    // The verifier fetched from pg_shadow checks the client, and the client's proof logs in
+    // to the servers (no password of aq_user is configured anywhere).
+    let c = proxy::connect_str(&as_user("aq_pw"))
+        .await
+        .expect("aq_user");
+    let row = c.query_one("SELECT current_user::text", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "aq_user");
+    c.batch_execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let e = proxy::connect_str(&as_user("wrong"))
+        .await
+        .err()
+        .expect("wrong");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    let e = proxy::connect_as(&server, "aq_nobody", "x", APP_DB)
+        .await
+        .err()
+        .expect("unknown user");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    // Listed users are not looked up.
+    proxy::connect(&server)
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+
+    // A changed password is seen once the answer's lifetime (200 ms) is over, by the client
+    // check and by the server logins of the pools.
+    tokio::task::block_in_place(|| {
+        cluster
+            .primary
+            .psql_super(APP_DB, "ALTER ROLE aq_user PASSWORD 'aq_pw2'")
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let e = proxy::connect_str(&as_user("aq_pw"))
+        .await
+        .err()
+        .expect("old");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    let c2 = proxy::connect_str(&as_user("aq_pw2"))
+        .await
+        .expect("new password");
+    // Two clients at once need a second server connection, logged in with the new secret.
+    let (a, b) = tokio::join!(
+        c.simple_query("SELECT pg_sleep(0.2)"),
+        c2.simple_query("SELECT pg_sleep(0.2)")
+    );
+    a.unwrap();
+    b.unwrap();
+    server.stop().await;
+
+    // A lookup that cannot run: the client is told why, with the server's SQLSTATE.
+    let server = proxy::start(cluster, &auth_query_table("not_it"), "").await;
+    let e = proxy::connect_as(&server, "aq_user", "aq_pw2", APP_DB)
+        .await
+        .err()
+        .expect("lookup fails");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    assert!(proxy::message(&e).contains("auth_query"), "{e}");
+    proxy::connect(&server)
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+    server.stop().await;
+}

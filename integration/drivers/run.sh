@@ -50,6 +50,10 @@
 #                          earlier the suite prints what each of its
 #                          connections is stuck in and fails
 #   DRIVERS_KEEP_LOG       copy Switchyard's log to this file before cleanup
+#   DRIVERS_TLS            1: TLS on both sides (servers with ssl = on, Switchyard with a
+#                          [tls] table and server_tls = "verify-full"; throw-away openssl
+#                          certificates); the CA's file is SUITE_SSLROOTCERT
+#                          (python/tls_modes.py uses it; the suites keep sslmode=disable)
 #   SUITE_CLIENTS          connections per suite (default 24)
 #   SUITE_ITERATIONS       iterations per connection (suite defaults)
 #   SUITE_SEED             random seed of the suites (default: random, printed)
@@ -283,6 +287,21 @@ if [[ -n $bin ]]; then
   # reads become eligible for the replica sooner after its writes (read-your-writes), so
   # more of the suites' traffic goes to the replica.
   printf 'routing = "read_write"\nhealth_check_interval_ms = 100\n' >>"$config"
+  if [[ ${DRIVERS_TLS:-0} == 1 ]]; then
+    mkdir "$dir/tls"
+    make_test_certs "$dir/tls"
+    cluster_enable_ssl "$dir/tls/server.crt" "$dir/tls/server.key" \
+      "$dir/cluster/primary:$pg_port" "$dir/cluster/replica1:$replica_port"
+    cat >>"$config" <<EOF
+server_tls = "verify-full"
+server_ca = "$dir/tls/ca.crt"
+
+[tls]
+cert = "$dir/tls/server.crt"
+key = "$dir/tls/server.key"
+EOF
+    export SUITE_SSLROOTCERT=$dir/tls/ca.crt
+  fi
   sy_log=$dir/switchyard.log
   RUST_LOG=${RUST_LOG:-info} "$bin" --config "$config" </dev/null >>"$sy_log" 2>&1 &
   sy_pid=$!

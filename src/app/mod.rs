@@ -7,7 +7,7 @@ mod server;
 
 pub use server::Server;
 
-use crate::auth::Users;
+use crate::auth::{FetchedUsers, ServerSecret, UserSecret, Users};
 use crate::backend::pool::PoolSettings;
 use crate::config::{Config, PoolMode};
 use crate::frontend::Shared;
@@ -33,12 +33,23 @@ fn non_zero(d: Duration) -> Option<Duration> {
 impl App {
     /// Builds the App from a validated config; fails on settings this build cannot serve.
     pub fn new(config: Config) -> Result<Arc<App>, String> {
-        let users = Users::parse(
+        let mut users = Users::parse(
             config
                 .users
                 .iter()
                 .map(|u| (u.name.as_str(), u.password.as_str())),
         )?;
+        let auth_query_login = match &config.auth_query {
+            Some(a) => {
+                users.fetched = Some(FetchedUsers::new(Duration::from_millis(
+                    a.cache_lifetime_ms,
+                )));
+                let secret = UserSecret::parse(&a.user, &a.password)
+                    .map_err(|e| format!("auth_query.password: {e}"))?;
+                Some(ServerSecret::from_user_secret(&secret))
+            }
+            None => None,
+        };
         let settings = PoolSettings {
             checkout_timeout: config.checkout_timeout(),
             connect_timeout: config.connect_timeout(),
@@ -73,7 +84,7 @@ impl App {
         let tls = config.tls.as_ref().map(ClientTlsConfig::load).transpose()?;
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(App {
-            shared: Arc::new(Shared::new(config, users, clusters, tls)),
+            shared: Arc::new(Shared::new(config, users, clusters, tls, auth_query_login)),
             shutdown,
         }))
     }
@@ -122,7 +133,7 @@ impl App {
                 continue;
             };
             let login = CheckerLogin {
-                secret: self.shared.users.server_secret(&user),
+                secret: self.shared.users.server_secret(&db.name, &user),
                 user,
                 dbname: db.dbname.clone(),
                 // A check must not hang longer than a couple of intervals.

@@ -5,18 +5,24 @@
 //!
 //! * [`scram`]: server side of SCRAM-SHA-256 (no channel binding).
 //! * [`md5`]: PostgreSQL's legacy `md5` password exchange.
+//! * [`secrets`]: what Switchyard proves to servers for a user, and a user's two secrets.
 //! * [`users`]: every configured user's secrets, for clients and for servers.
+//! * [`fetched`]: users looked up by `auth_query`, with the time of the lookup.
 
+pub mod fetched;
 pub mod md5;
 pub mod scram;
 pub mod scram_client;
+pub mod secrets;
 pub mod users;
 
 use std::fmt;
 
+pub use self::fetched::{FetchedUsers, Freshness};
 pub use self::scram::{ScramExchange, ScramSuccess, ScramVerifier};
 pub use self::scram_client::KeyedScramClient;
-pub use self::users::{LearntKey, ServerSecret, Users};
+pub use self::secrets::{LearntKey, SecretCell, ServerSecret, UserEntry};
+pub use self::users::Users;
 
 /// Why a client's authentication attempt failed, or why a configured secret
 /// is unusable.

@@ -51,6 +51,7 @@ impl BackendError {
 }
 
 /// Parameters for one login.
+#[derive(Clone, Copy)]
 pub struct LoginParams<'a> {
     pub addr: &'a str,
     pub user: &'a str,
@@ -67,6 +68,12 @@ pub struct LoginParams<'a> {
 
 /// Connects and logs in, all within `p.timeout`.
 pub async fn connect(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> {
+    // A secret fetched by auth_query is read as it is now.
+    let secret = p.secret.current();
+    let p = &LoginParams {
+        secret: &secret,
+        ..*p
+    };
     match tokio::time::timeout(p.timeout, connect_inner(p)).await {
         Ok(r) => r,
         Err(_) => Err(BackendError::Timeout {

@@ -1,6 +1,7 @@
 //! Switchyard's own queries on a server connection: one-row queries (health checks, WAL
-//! positions) that return the first row's text values, and setup statements (session
-//! parameter sync, DISCARD ALL) whose ParameterStatus reports are kept.
+//! positions, the `auth_query` lookup with its parameter) that return the first row's text
+//! values, and setup statements (session parameter sync, DISCARD ALL) whose ParameterStatus
+//! reports are kept.
 
 use super::conn::ServerConn;
 use super::server_frames::read_frame;
@@ -10,6 +11,7 @@ use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::SqlState;
 use bytes::BytesMut;
+use postgres_protocol::message::frontend;
 
 /// Runs `sql` and returns the first row's columns as text (None for NULL).
 pub async fn query_row(
@@ -18,6 +20,51 @@ pub async fn query_row(
     sql: &str,
 ) -> Result<Vec<Option<String>>, PgError> {
     send_query(stream, sql).await?;
+    read_first_row(stream, buf)
+        .await?
+        .ok_or_else(|| PgError::error(SqlState::PROTOCOL_VIOLATION, "query returned no row"))
+}
+
+/// Runs `sql` with `param` as its one text parameter (`$1`, extended protocol, unnamed
+/// statement) and returns the first row's columns as text; None when there is no row.
+pub async fn query_row_with(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    sql: &str,
+    param: &str,
+) -> Result<Option<Vec<Option<String>>>, PgError> {
+    let mut out = BytesMut::new();
+    let encode = |e: std::io::Error| PgError::error(SqlState::PROTOCOL_VIOLATION, e.to_string());
+    frontend::parse("", sql, std::iter::empty(), &mut out).map_err(encode)?;
+    frontend::bind(
+        "",
+        "",
+        std::iter::empty(),
+        [param],
+        |p, out| {
+            out.extend_from_slice(p.as_bytes());
+            Ok(postgres_protocol::IsNull::No)
+        },
+        Some(0),
+        &mut out,
+    )
+    .map_err(|e| match e {
+        frontend::BindError::Conversion(e) => {
+            PgError::error(SqlState::PROTOCOL_VIOLATION, e.to_string())
+        }
+        frontend::BindError::Serialization(e) => encode(e),
+    })?;
+    frontend::execute("", 0, &mut out).map_err(encode)?;
+    frontend::sync(&mut out);
+    stream.send_all(&out).await.map_err(lost)?;
+    read_first_row(stream, buf).await
+}
+
+/// Reads the replies to one query up to ReadyForQuery: its first row, or its error.
+async fn read_first_row(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+) -> Result<Option<Vec<Option<String>>>, PgError> {
     let mut row = None;
     let mut error = None;
     loop {
@@ -30,10 +77,10 @@ pub async fn query_row(
             _ => {}
         }
     }
-    if let Some(e) = error {
-        return Err(e);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(row),
     }
-    row.ok_or_else(|| PgError::error(SqlState::PROTOCOL_VIOLATION, "query returned no row"))
 }
 
 /// Runs a setup statement (`SET ...`, `DISCARD ALL`) and reads to ReadyForQuery, keeping

@@ -1,6 +1,6 @@
-//! Who may connect and over what: the `[tls]` table, `server_tls`, and the `[[hba]]` access
-//! rules with their address matching (validated model types; the raw serde shapes are in
-//! `types`, the checks in `validate_access`).
+//! Who may connect and over what: the `[tls]` table, `server_tls`, the `[[hba]]` access
+//! rules with their address matching, and `[auth_query]` (validated model types; the raw
+//! serde shapes are in `types`, the checks in `validate/access_checks`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -183,4 +183,35 @@ pub struct ClientTls {
     /// verify against these.
     pub ca: Option<PathBuf>,
     pub mode: ClientTlsMode,
+}
+
+/// The query `[auth_query]` runs when it names none: PostgreSQL's own password store.
+pub const DEFAULT_AUTH_QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
+
+/// How long a looked-up secret is reused by default (`cache_lifetime_ms`).
+pub const DEFAULT_AUTH_QUERY_LIFETIME_MS: u64 = 30_000;
+
+/// `[auth_query]`: how users not listed in `[[users]]` are looked up. The query runs, as
+/// `user`, on the primary of the database the client asked for, with the user name as `$1`;
+/// its second column is the secret (a SCRAM verifier or an md5 hash; NULL: no login).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthQuery {
+    pub user: String,
+    /// Plaintext, or an md5 hash for servers that ask for md5.
+    pub password: String,
+    pub query: String,
+    /// How long an answer (also "no such user") is reused, in ms.
+    pub cache_lifetime_ms: u64,
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for AuthQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthQuery")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("query", &self.query)
+            .field("cache_lifetime_ms", &self.cache_lifetime_ms)
+            .finish()
+    }
 }

@@ -139,3 +139,57 @@ fn hba_rules() {
         other => panic!("not an UnknownKey: {other:?}"),
     }
 }
+
+#[test]
+fn auth_query_table() {
+    let db = "[databases.app]\nhosts = [\"h:1\"]\n";
+    let config = parse(&format!(
+        "{HEAD}[auth_query]\nuser = \"lookup\"\npassword = \"s3cret\"\n{db}"
+    ));
+    let aq = config.auth_query.clone().expect("[auth_query]");
+    assert_eq!(aq.user, "lookup");
+    assert_eq!(aq.query, DEFAULT_AUTH_QUERY);
+    assert_eq!(aq.cache_lifetime_ms, DEFAULT_AUTH_QUERY_LIFETIME_MS);
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "Debug shows the password"
+    );
+    let custom = parse(&format!(
+        "{HEAD}[auth_query]\nuser = \"l\"\npassword = \"p\"\n\
+         query = \"SELECT n, s FROM my_users WHERE n = $1\"\ncache_lifetime_ms = 0\n{db}"
+    ));
+    let aq = custom.auth_query.expect("[auth_query]");
+    assert_eq!(aq.query, "SELECT n, s FROM my_users WHERE n = $1");
+    assert_eq!(aq.cache_lifetime_ms, 0);
+    assert_eq!(parse(&with_db("hosts = [\"h:1\"]\n")).auth_query, None);
+
+    fails(
+        &format!("{HEAD}[auth_query]\nuser = \"l\"\n{db}"),
+        5,
+        &["auth_query: missing required key `password`"],
+    );
+    fails(
+        &format!("{HEAD}[auth_query]\nuser = \"l\"\npassword = \"p\"\nquery = \"SELECT 1\"\n{db}"),
+        8,
+        &["auth_query.query", "$1"],
+    );
+    let verifier = "SCRAM-SHA-256$4096:c2FsdA==$\
+        AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let err = fails(
+        &format!("{HEAD}[auth_query]\nuser = \"l\"\npassword = \"{verifier}\"\n{db}"),
+        7,
+        &["auth_query.password", "cannot log in to a server"],
+    );
+    assert!(!err.to_string().contains("AAAA"), "{err}");
+    let err = fails(
+        &format!("{HEAD}[auth_query]\nuser = \"l\"\npasword = \"p\"\n{db}"),
+        7,
+        &["unknown key `pasword`"],
+    );
+    match err {
+        ConfigError::UnknownKey { expected, .. } => {
+            assert_eq!(expected, locate::AUTH_QUERY_KEYS.join(", "));
+        }
+        other => panic!("not an UnknownKey: {other:?}"),
+    }
+}

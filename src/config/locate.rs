@@ -124,6 +124,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "tls",
     "users",
     "hba",
+    "auth_query",
     "databases",
 ];
 
@@ -156,6 +157,10 @@ pub(super) const TLS_KEYS: &[&str] = &["cert", "key", "ca", "mode"];
 /// The keys of `RawHba` (checked against serde's list by a test).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(super) const HBA_KEYS: &[&str] = &["type", "database", "user", "address", "method"];
+
+/// The keys of `RawAuthQuery` (checked against serde's list by a test).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) const AUTH_QUERY_KEYS: &[&str] = &["user", "password", "query", "cache_lifetime_ms"];
 
 /// The keys of `RawUser` (checked against serde's list by a test).
 pub(super) const USER_KEYS: &[&str] = &["name", "password"];

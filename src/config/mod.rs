@@ -10,7 +10,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use access::{
-    ClientTls, ClientTlsMode, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode,
+    AuthQuery, ClientTls, ClientTlsMode, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode,
+    DEFAULT_AUTH_QUERY, DEFAULT_AUTH_QUERY_LIFETIME_MS,
 };
 pub use types::{
     password_kind, AuthMethod, Config, Database, HostAddr, HostAddrError, LoadBalancing,

@@ -7,7 +7,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::access::{ClientTls, ClientTlsMode, HbaMethod, HbaRule, HbaType, ServerTlsMode};
+use super::access::{
+    AuthQuery, ClientTls, ClientTlsMode, HbaMethod, HbaRule, HbaType, ServerTlsMode,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -291,6 +293,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// `[[hba]]` rules in file order; empty: every address may log in with `auth_method`.
     pub hba: Vec<HbaRule>,
+    /// `[auth_query]`: look up users not in `[[users]]` (None: only listed users log in).
+    pub auth_query: Option<AuthQuery>,
     /// `[databases.<name>]`, keyed by the table name (what clients connect to).
     pub databases: BTreeMap<String, Database>,
     /// How long a client waits for a pooled server connection (`checkout_timeout_ms`).
@@ -497,6 +501,7 @@ pub(super) struct RawConfig {
     pub users: Vec<Spanned<RawUser>>,
     #[serde(default)]
     pub hba: Vec<Spanned<RawHba>>,
+    pub auth_query: Option<Spanned<RawAuthQuery>>,
     pub databases: Option<BTreeMap<Spanned<String>, RawDatabase>>,
 }
 
@@ -520,6 +525,16 @@ pub(super) struct RawHba {
     pub user: Option<Spanned<String>>,
     pub address: Option<Spanned<String>>,
     pub method: Option<Spanned<HbaMethod>>,
+}
+
+/// The `[auth_query]` table, as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [auth_query] table")]
+pub(super) struct RawAuthQuery {
+    pub user: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
+    pub query: Option<Spanned<String>>,
+    pub cache_lifetime_ms: Option<Spanned<u64>>,
 }
 
 /// One `[[users]]` table, as read.

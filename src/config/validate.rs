@@ -119,6 +119,7 @@ impl Checker<'_> {
             )?,
             tls,
             hba: self.hba(raw.hba, client_certificates)?,
+            auth_query: raw.auth_query.map(|a| self.auth_query(a)).transpose()?,
             users: self.users(raw.users, auth_method)?,
             databases: self.databases(raw.databases)?,
         })

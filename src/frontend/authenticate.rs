@@ -1,4 +1,5 @@
-//! Client authentication against the configured users: SCRAM-SHA-256 (default) or md5.
+//! Client authentication against the configured users (and those `auth_query` found):
+//! SCRAM-SHA-256 (default, -PLUS over TLS), md5 or a client certificate.
 //! Unknown users go through the same exchange against a dummy secret, so the answer does not
 //! reveal which user names exist.
 
@@ -50,6 +51,7 @@ fn protocol(msg: &str) -> AuthFailure {
 pub async fn authenticate(
     io: &mut ClientIo,
     shared: &Shared,
+    database: &str,
     user: &str,
     method: Option<HbaMethod>,
 ) -> Result<(), AuthFailure> {
@@ -58,12 +60,17 @@ pub async fn authenticate(
         Some(m) => m == HbaMethod::Md5,
         None => shared.config.auth_method == AuthMethod::Md5,
     };
-    let secret = shared.users.client_secret(user);
+    let entry = shared.users.entry(database, user);
+    let secret = entry.as_ref().map(|e| &e.client);
     let scram_verifier = secret.and_then(UserSecret::scram_verifier);
     let use_md5 = md5_wanted && secret.is_some_and(|s| !matches!(s, UserSecret::Scram(_)));
     if use_md5 {
         md5_exchange(io, secret, user).await
     } else {
+        if secret.is_some() && scram_verifier.is_none() {
+            // Only an auth_query answer can be an md5 hash here (the config refuses one).
+            tracing::info!(%user, "the user's secret is an md5 hash, which cannot answer SCRAM: set auth_method (or the [[hba]] method) to \"md5\" for such users");
+        }
         let (verifier, known) = match scram_verifier {
             Some(v) => (v, true),
             None => (shared.users.dummy_verifier(), false),
@@ -75,7 +82,9 @@ pub async fn authenticate(
             .map(|t| t.cert_hash.as_slice());
         match scram_exchange(io, verifier, cert_hash).await? {
             Some(client_key) if known => {
-                shared.users.learn_client_key(user, client_key);
+                if let Some(e) = &entry {
+                    e.server.learn(client_key);
+                }
                 Ok(())
             }
             _ => Err(wrong_password(user)),

@@ -1,6 +1,7 @@
-//! From accept to an authenticated session: SSLRequest/GSSENCRequest answered `N`,
-//! CancelRequest forwarded, StartupMessage checked, the user authenticated, the database
-//! found; then the session takes over.
+//! From accept to an authenticated session: TLS (SSLRequest answered `S` when `[tls]` is set,
+//! or a direct TLS handshake), GSSENCRequest answered `N`, CancelRequest forwarded,
+//! StartupMessage checked, access rules applied, an unlisted user looked up (`auth_query`),
+//! the user authenticated, the database found; then the session takes over.
 
 use super::authenticate::{authenticate, AuthFailure};
 use super::client_io::{ClientIo, ReadError};
@@ -119,7 +120,12 @@ async fn startup(
             return None;
         }
     };
-    match authenticate(io, shared, &user, method).await {
+    if let Err(e) = super::auth_query::look_up(shared, &database, &user).await {
+        tracing::info!(%peer, %user, %database, error = %e, "login failed: user lookup");
+        io.send_error(&e).await;
+        return None;
+    }
+    match authenticate(io, shared, &database, &user, method).await {
         Ok(()) => {}
         Err(AuthFailure::Fatal(e)) => {
             let delay = shared.login_throttle.failed(peer.ip());

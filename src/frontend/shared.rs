@@ -5,7 +5,7 @@
 
 use super::clients::ClientRegistry;
 use super::login_throttle::LoginThrottle;
-use crate::auth::Users;
+use crate::auth::{ServerSecret, Users};
 use crate::config::Config;
 use crate::net::ClientTlsConfig;
 use crate::params::SharedMaps;
@@ -31,6 +31,8 @@ pub struct Shared {
     pub startup_maps: SharedMaps,
     /// Failed logins per address, to slow down guessing.
     pub login_throttle: LoginThrottle,
+    /// What the `[auth_query]` user logs in to servers with (None: no `[auth_query]`).
+    pub auth_query_login: Option<ServerSecret>,
 }
 
 impl Shared {
@@ -39,8 +41,10 @@ impl Shared {
         users: Users,
         clusters: HashMap<String, Arc<Cluster>>,
         tls: Option<ClientTlsConfig>,
+        auth_query_login: Option<ServerSecret>,
     ) -> Shared {
         Shared {
+            auth_query_login,
             tls,
             statements: Registry::new(config.max_prepared_statements),
             config,

@@ -21,6 +21,7 @@ impl SqlState {
     pub const QUERY_CANCELED: SqlState = SqlState::of("57014");
     pub const INTERNAL_ERROR: SqlState = SqlState::of("XX000");
     pub const CONFIGURATION_LIMIT: SqlState = SqlState::of("53400");
+    pub const DATATYPE_MISMATCH: SqlState = SqlState::of("42804");
 
     /// A code known when compiling; anything but five valid characters fails the build.
     const fn of(code: &str) -> SqlState {

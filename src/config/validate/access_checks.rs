@@ -1,8 +1,12 @@
 //! Checks of the access settings: the `[tls]` table, a database's `server_tls` /
-//! `server_ca`, and the `[[hba]]` rules.
+//! `server_ca`, the `[[hba]]` rules and `[auth_query]`.
 
-use super::super::access::{ClientTls, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode};
-use super::super::types::{RawHba, RawTls};
+use super::super::access::{
+    AuthQuery, ClientTls, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode,
+    DEFAULT_AUTH_QUERY, DEFAULT_AUTH_QUERY_LIFETIME_MS,
+};
+use super::super::types::MAX_DURATION_MS;
+use super::super::types::{password_kind, PasswordKind, RawAuthQuery, RawHba, RawTls};
 use super::super::ConfigError;
 use super::Checker;
 use std::path::PathBuf;
@@ -72,6 +76,56 @@ impl Checker<'_> {
             user: name(raw.user),
             address,
             method: method.into_inner(),
+        })
+    }
+
+    /// `[auth_query]`: `user` and `password` are required; the password must be one that
+    /// logs in to a server (plaintext, or an md5 hash for md5 servers), and the query must
+    /// take the user name as `$1`.
+    pub(super) fn auth_query(&self, raw: Spanned<RawAuthQuery>) -> Result<AuthQuery, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let user = self.required(raw.user, &span, "auth_query", "user")?;
+        self.identifier(&user, "auth_query.user", "user name")?;
+        let password = self.required(raw.password, &span, "auth_query", "password")?;
+        let secret = password.get_ref();
+        let why = if secret.is_empty() {
+            "the password must not be empty"
+        } else if secret.contains('\0') {
+            "the password must not contain a NUL character"
+        } else if password_kind(secret) == PasswordKind::ScramSha256 {
+            "a SCRAM verifier cannot log in to a server: give the password (or an md5 hash, \
+             for servers that ask for md5)"
+        } else {
+            ""
+        };
+        if !why.is_empty() {
+            return Err(self.invalid(&password.span(), "auth_query.password", why));
+        }
+        let query = match raw.query {
+            Some(q) if !q.get_ref().contains("$1") => {
+                return Err(self.invalid(
+                    &q.span(),
+                    "auth_query.query",
+                    "the query must take the user name as $1 and return (name, secret), e.g. \
+                     SELECT usename, passwd FROM pg_shadow WHERE usename = $1",
+                ))
+            }
+            Some(q) => q.into_inner(),
+            None => DEFAULT_AUTH_QUERY.to_string(),
+        };
+        Ok(AuthQuery {
+            user: user.into_inner(),
+            password: password.into_inner(),
+            query,
+            cache_lifetime_ms: self.int(
+                raw.cache_lifetime_ms,
+                "auth_query.cache_lifetime_ms",
+                DEFAULT_AUTH_QUERY_LIFETIME_MS,
+                0,
+                MAX_DURATION_MS,
+                "",
+            )?,
         })
     }
 

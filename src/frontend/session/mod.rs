@@ -94,7 +94,8 @@ impl Session {
         user: &str,
         startup_params: &[(String, String)],
     ) -> Session {
-        let pools = cluster.user_pools(user, &shared.users.server_secret(user));
+        let secret = shared.users.server_secret(&cluster.db.name, user);
+        let pools = cluster.user_pools(user, &secret);
         let startup = shared
             .startup_maps
             .share(params::startup_params(startup_params));
