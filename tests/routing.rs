@@ -25,6 +25,14 @@ fn cluster() -> &'static PgCluster {
              CREATE OR REPLACE FUNCTION bump() RETURNS int LANGUAGE sql AS 'SELECT 1';
              INSERT INTO items (v) VALUES (1);",
         );
+        // Asynchronous commits (a_client_reads_its_own_asynchronous_commits) then stay in the
+        // primary's WAL buffers, unsent, for up to seconds, while every full WAL page before
+        // them is flushed (and sent) at once.
+        c.primary
+            .psql_super("postgres", "ALTER SYSTEM SET wal_writer_delay = '10s'");
+        c.primary
+            .psql_super("postgres", "ALTER SYSTEM SET wal_writer_flush_after = 0");
+        c.primary.psql_super("postgres", "SELECT pg_reload_conf()");
         c.wait_replicas_caught_up();
         c
     })
@@ -191,6 +199,55 @@ async fn a_client_always_reads_its_own_writes() {
         replica_ports().contains(&p),
         "reads returned to replicas, got {p}"
     );
+    server.stop().await;
+}
+
+/// With `synchronous_commit = off` the commit record can sit in the primary's WAL buffers past
+/// the WAL write position (`pg_current_wal_lsn()`): the WAL writer writes and flushes the full
+/// pages of a transaction's rows but not the page its commit is on. A replica that has
+/// replayed up to the write position then lacks the commit: read-your-writes must wait for
+/// the insert position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reads_its_own_asynchronous_commits() {
+    let server = start("read_your_writes = \"lsn\"").await;
+    let c = proxy::connect(&server).await;
+    c.batch_execute(
+        "SET synchronous_commit = off; CREATE TABLE IF NOT EXISTS ryw_async (id int PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    let replicas = replica_ports();
+    let (mut misses, mut replica_reads) = (0, 0);
+    for i in 0..20 {
+        // 300 rows: more than a WAL page, so a page boundary lies before the commit record.
+        c.batch_execute(&format!(
+            "INSERT INTO ryw_async SELECT {i} * 1000 + g FROM generate_series(1, 300) g"
+        ))
+        .await
+        .unwrap();
+        // Time for health checks (every 100 ms) to see the replicas at the position the
+        // write was recorded at.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let msgs = c
+            .simple_query(&format!(
+                "SELECT count(*), inet_server_port() FROM ryw_async WHERE id = {i} * 1000 + 1"
+            ))
+            .await
+            .unwrap();
+        let seen = msgs
+            .iter()
+            .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("1")));
+        if !seen {
+            misses += 1;
+        }
+        let on_replica = msgs.iter().any(|m| {
+            matches!(m, SimpleQueryMessage::Row(r)
+                if r.get(1).and_then(|p| p.parse().ok()).is_some_and(|p| replicas.contains(&p)))
+        });
+        replica_reads += usize::from(on_replica);
+    }
+    eprintln!("{replica_reads} of 20 reads on a replica, {misses} missed");
+    assert_eq!(misses, 0, "reads that missed the client's own commit");
     server.stop().await;
 }
 

@@ -156,6 +156,28 @@ pub fn parse_lsn(s: &str) -> Option<u64> {
     Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
 
+/// WAL page size (PostgreSQL's default `XLOG_BLCKSZ`).
+const WAL_PAGE: u64 = 8192;
+/// The longest WAL page header (the first page of a segment); a short one is 24 bytes.
+const WAL_LONG_PAGE_HEADER: u64 = 40;
+
+/// `pg_current_wal_insert_lsn()` as a position a replica's replay can reach. When the last
+/// record ends exactly at a page boundary, the insert position is past the next page's
+/// header, where no record ends; replay positions are record ends, so the replica would
+/// never seem caught up until more WAL comes. A position within the first 40 bytes of a
+/// page is therefore taken back to the boundary. That is sound: a record ending inside that
+/// span crossed the boundary (a new record cannot end within a page header's length of the
+/// page start), so no record ends at the boundary itself, and a replay at or past the
+/// boundary is past that record.
+pub fn insert_position_as_record_end(lsn: u64) -> u64 {
+    let in_page = lsn % WAL_PAGE;
+    if in_page != 0 && in_page <= WAL_LONG_PAGE_HEADER {
+        lsn - in_page
+    } else {
+        lsn
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +193,14 @@ mod tests {
         body.extend_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(decode_row(&body), Some(vec![Some("t".into()), None]));
         assert_eq!(decode_row(&[0, 1, 0, 0, 0, 9, b'x']), None);
+    }
+
+    #[test]
+    fn insert_positions_just_past_a_page_header_become_the_boundary() {
+        assert_eq!(insert_position_as_record_end(0x4006018), 0x4006000);
+        assert_eq!(insert_position_as_record_end(0x4000028), 0x4000000);
+        assert_eq!(insert_position_as_record_end(0x4006000), 0x4006000);
+        assert_eq!(insert_position_as_record_end(0x4007928), 0x4007928);
+        assert_eq!(insert_position_as_record_end(0x4006030), 0x4006030);
     }
 }

@@ -2,7 +2,7 @@
 //! (after reading the WAL position for read-your-writes), loss, and hand-back at the end.
 
 use super::*;
-use crate::backend::own_queries::run_setup;
+use crate::backend::own_queries::{insert_position_as_record_end, run_setup};
 
 impl Session {
     /// Checks out a server connection and brings its session parameters in line.
@@ -107,10 +107,18 @@ impl Session {
                 let q = query_row(
                     &mut a.conn.stream,
                     &mut self.io.bufs.get().sin,
-                    "SELECT pg_current_wal_lsn()",
+                    // The insert position, not pg_current_wal_lsn() (the write position): an
+                    // asynchronous commit can sit in WAL buffers beyond the latter.
+                    "SELECT pg_current_wal_insert_lsn()",
                 );
                 match tokio::time::timeout(limit, q).await {
-                    Ok(Ok(row)) => lsn = row.first().and_then(|v| v.as_deref()).and_then(parse_lsn),
+                    Ok(Ok(row)) => {
+                        lsn = row
+                            .first()
+                            .and_then(|v| v.as_deref())
+                            .and_then(parse_lsn)
+                            .map(insert_position_as_record_end)
+                    }
                     _ => a.conn.broken = true,
                 }
                 self.io.bufs.get().sin.clear();
