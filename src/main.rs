@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use switchyard::app::App;
 use switchyard::app::Server;
-use switchyard::config::Config;
+use switchyard::config::{Config, LogFormat};
 
 /// jemalloc rather than glibc's malloc: tokio aligns each task and each socket's registration
 /// to 128 bytes, which glibc serves by over-allocating and splitting (idle clients cost
@@ -34,13 +34,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -48,6 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(config.operations.log_format);
     switchyard::util::files::warn_if_others_can_read(
         &cli.config,
         "the config file (it holds passwords)",
@@ -93,6 +87,19 @@ fn main() -> ExitCode {
         server.stop().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Logs to stdout, filtered by RUST_LOG (default `info`): text, or one JSON object a line.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+    }
 }
 
 async fn wait_for_signal() {

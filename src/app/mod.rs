@@ -10,6 +10,7 @@ pub use server::Server;
 use crate::auth::{FetchedUsers, ServerSecret, UserSecret, Users};
 use crate::backend::pool::PoolSettings;
 use crate::config::{Config, PoolMode};
+use crate::frontend::admin::STATS_PERIOD;
 use crate::frontend::Shared;
 use crate::net::{ClientTlsConfig, ServerTlsConfig};
 use crate::prepared::Registry;
@@ -120,8 +121,31 @@ impl App {
         *self.shutdown.borrow()
     }
 
-    /// Starts the per-cluster health checkers; they end when shutdown begins.
+    /// Takes each database's traffic totals every stats period, for the averages.
+    fn start_stats_ticks(&self) {
+        let shared = self.shared.clone();
+        let mut shutdown = self.shutdown_signal();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(STATS_PERIOD);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                let totals = shared
+                    .clusters
+                    .iter()
+                    .map(|(name, c)| (name.clone(), c.stats.traffic.totals()))
+                    .collect();
+                shared.averages.tick(std::time::Instant::now(), totals);
+            }
+        });
+    }
+
+    /// Starts the per-cluster health checkers and the stats ticks; they end when shutdown
+    /// begins.
     pub fn start_background_tasks(&self) {
+        self.start_stats_ticks();
         for cluster in self.shared.clusters.values() {
             let db = &cluster.db;
             let user = db

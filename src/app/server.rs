@@ -21,7 +21,7 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (use port 0 for any) and starts serving on the current runtime.
     pub async fn start(app: Arc<App>, addr: SocketAddr) -> std::io::Result<Server> {
-        let listener = Listener::bind(addr).await?;
+        let listener = Listener::bind_shared(addr, app.config().operations.so_reuseport)?;
         let addr = listener.local_addr()?;
         app.start_background_tasks();
         let task = tokio::spawn(serve(app.clone(), listener));
@@ -84,13 +84,18 @@ impl Drop for Live {
 async fn serve(app: Arc<App>, listener: Listener) {
     let sessions = Arc::new(Sessions::default());
     let mut shutdown = app.shutdown_signal();
+    let max_clients = app.config().operations.max_client_connections;
     tracing::info!(addr = ?listener.local_addr().ok(), "listening");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over the limit, the client is told so once it has sent its startup
+                    // packet (a cancel request is still served).
+                    let over_limit = sessions.count() >= max_clients;
                     let live = sessions.enter();
-                    tokio::spawn(handle_client(app.shared().clone(), stream, peer).map(move |()| drop(live)));
+                    let client = handle_client(app.shared().clone(), stream, peer, over_limit);
+                    tokio::spawn(client.map(move |()| drop(live)));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

@@ -17,9 +17,10 @@ use crate::net::ServerTlsConfig;
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::util::coarse_clock;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 /// Timeouts that shape every pool of a cluster.
@@ -129,9 +130,12 @@ struct PoolState {
     idle: Vec<Box<ServerConn>>,
     /// Connections open or being opened (idle, checked out, or logging in).
     size: usize,
-    /// Checkouts waiting for a connection, oldest first. Closed senders (the waiter gave
-    /// up) are skipped when popped.
-    waiters: VecDeque<oneshot::Sender<Grant>>,
+    /// Checkouts waiting for a connection, oldest first, with when they began to wait
+    /// ([`coarse_clock`] ms). Closed senders (the waiter gave up) are skipped when popped.
+    waiters: VecDeque<(u64, oneshot::Sender<Grant>)>,
+    /// The open connections by backend pid (for SHOW SERVERS; changed only when a
+    /// connection opens or closes).
+    members: HashMap<i32, Member>,
     /// Shut down: no checkouts, returned connections are closed.
     closed: bool,
 }
@@ -239,7 +243,7 @@ impl PoolInner {
             return Take::Open;
         }
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(tx);
+        st.waiters.push_back((coarse_clock::now_ms(), tx));
         Take::Wait(rx)
     }
 
@@ -255,7 +259,7 @@ impl PoolInner {
                     return;
                 }
                 match st.waiters.pop_front() {
-                    Some(w) => w,
+                    Some((_, w)) => w,
                     None => {
                         st.idle.push(conn);
                         return;
@@ -281,15 +285,19 @@ impl PoolInner {
     /// Closes a connection and lets a waiter use the freed slot.
     fn close(self: &Arc<Self>, conn: Box<ServerConn>) {
         tracing::info!(server = %conn.addr, pid = conn.cancel.pid, "server connection closed");
+        let pid = conn.cancel.pid;
         drop(conn);
-        self.lock().size -= 1;
+        let mut st = self.lock();
+        st.size -= 1;
+        st.members.remove(&pid);
+        drop(st);
         self.wake_retry();
     }
 
     /// Tells the oldest live waiter to try again (a slot was freed).
     fn wake_retry(self: &Arc<Self>) {
         loop {
-            let Some(waiter) = self.lock().waiters.pop_front() else {
+            let Some((_, waiter)) = self.lock().waiters.pop_front() else {
                 return;
             };
             let token = RetryToken {
@@ -329,6 +337,12 @@ impl PoolInner {
         };
         // The slot now belongs to the connection.
         slot.0 = None;
+        let member = Member {
+            connected_at: SystemTime::now(),
+            local: conn.stream.local_addr().ok(),
+            tls: conn.stream.is_tls(),
+        };
+        self.lock().members.insert(conn.cancel.pid, member);
         Ok(Checkout {
             conn: Some(conn),
             pool: self.clone(),
@@ -336,7 +350,58 @@ impl PoolInner {
     }
 }
 
+/// An open server connection, as SHOW SERVERS reports it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub connected_at: SystemTime,
+    pub local: Option<SocketAddr>,
+    pub tls: bool,
+}
+
+/// A pool's state at one moment (SHOW POOLS, SHOW SERVERS, metrics).
+#[derive(Debug, Default)]
+pub struct PoolReport {
+    /// Open connections: backend pid, what is known of it, and whether it is idle.
+    pub members: Vec<(i32, Member, bool)>,
+    pub idle: usize,
+    /// Checked out (in use by clients).
+    pub active: usize,
+    /// Being opened (logging in).
+    pub opening: usize,
+    /// Checkouts waiting, and how long the oldest has waited (ms).
+    pub waiting: usize,
+    pub max_wait_ms: u64,
+}
+
 impl ServerPool {
+    /// What the pool holds now.
+    pub fn report(&self) -> PoolReport {
+        let st = self.inner.lock();
+        let idle: std::collections::HashSet<i32> = st.idle.iter().map(|c| c.cancel.pid).collect();
+        let live = st.waiters.iter().filter(|(_, w)| !w.is_closed());
+        let now = coarse_clock::now_ms();
+        let (waiting, oldest) = live.fold((0, None), |(n, o): (usize, Option<u64>), (t, _)| {
+            (n + 1, Some(o.map_or(*t, |o| o.min(*t))))
+        });
+        PoolReport {
+            members: st
+                .members
+                .iter()
+                .map(|(pid, m)| (*pid, m.clone(), idle.contains(pid)))
+                .collect(),
+            idle: st.idle.len(),
+            active: st.members.len().saturating_sub(st.idle.len()),
+            opening: st.size.saturating_sub(st.members.len()),
+            waiting,
+            max_wait_ms: oldest.map_or(0, |t| now.saturating_sub(t)),
+        }
+    }
+
+    /// The host this pool connects to ("host:port").
+    pub fn addr(&self) -> &str {
+        &self.inner.manager.addr
+    }
+
     /// Connections checked out or being opened.
     pub fn in_use(&self) -> usize {
         let st = self.inner.lock();
@@ -383,6 +448,7 @@ pub fn build_pool(manager: ServerManager, size: usize, wait: Duration) -> Server
                 idle: Vec::new(),
                 size: 0,
                 waiters: VecDeque::new(),
+                members: HashMap::new(),
                 closed: false,
             }),
         }),

@@ -4,6 +4,7 @@
 
 mod access;
 mod locate;
+mod operations;
 mod types;
 mod validate;
 
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub use access::{
     AuthQuery, ClientTls, ClientTlsMode, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode,
     DEFAULT_AUTH_QUERY, DEFAULT_AUTH_QUERY_LIFETIME_MS,
+};
+pub use operations::{
+    ConsoleRole, LogFormat, Operations, CONSOLE_DATABASES, DEFAULT_MAX_CLIENT_CONNECTIONS,
 };
 pub use types::{
     password_kind, AuthMethod, Config, Database, HostAddr, HostAddrError, LoadBalancing,

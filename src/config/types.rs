@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::access::{
     AuthQuery, ClientTls, ClientTlsMode, HbaMethod, HbaRule, HbaType, ServerTlsMode,
 };
+use super::operations::{LogFormat, Operations};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -317,6 +318,8 @@ pub struct Config {
     pub prepared_statements_per_connection: usize,
     /// Distinct statements remembered across clients (unused ones are forgotten beyond this).
     pub max_prepared_statements: usize,
+    /// Console users, metrics, logs, client limit, port sharing (top-level keys).
+    pub operations: Operations,
 }
 
 impl Config {
@@ -496,6 +499,12 @@ pub(super) struct RawConfig {
     pub shutdown_timeout_ms: Option<Spanned<u64>>,
     pub prepared_statements_per_connection: Option<Spanned<u64>>,
     pub max_prepared_statements: Option<Spanned<u64>>,
+    pub admin_users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub stats_users: Option<Spanned<Vec<Spanned<String>>>>,
+    pub metrics_listen: Option<Spanned<String>>,
+    pub log_format: Option<Spanned<LogFormat>>,
+    pub max_client_connections: Option<Spanned<u64>>,
+    pub so_reuseport: Option<Spanned<bool>>,
     pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,

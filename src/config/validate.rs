@@ -8,6 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::locate::{from_toml_error, key_segment, line_of};
+use super::operations::Operations;
 use super::types::{
     AuthMethod, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase, RawUser, User,
     DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
@@ -19,6 +20,7 @@ use super::types::{
 use super::ConfigError;
 
 mod access_checks;
+mod operations_checks;
 
 /// Parses and validates a whole document.
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -43,51 +45,38 @@ impl Checker<'_> {
         }
     }
 
-    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn config(&self, mut raw: RawConfig) -> Result<Config, ConfigError> {
+        let ops = operations_checks::RawOperations::take(&mut raw);
         let tls = raw.tls.map(|t| self.tls(t)).transpose()?;
         let client_certificates = tls.as_ref().is_some_and(|t| t.ca.is_some());
         let auth_method = raw.auth_method.map(Spanned::into_inner).unwrap_or_default();
-        let ms = |value, key, default, min| self.int(value, key, default, min, MAX_DURATION_MS, "");
-        let count = |value, key, default, min, max| self.size(value, key, default, min, max, "");
-        Ok(Config {
+        // `key: default, minimum` of a duration in ms, or of a count with its maximum.
+        macro_rules! ms {
+            ($key:ident: $default:expr, $min:expr) => {
+                self.int(
+                    raw.$key,
+                    stringify!($key),
+                    $default,
+                    $min,
+                    MAX_DURATION_MS,
+                    "",
+                )?
+            };
+        }
+        macro_rules! count {
+            ($key:ident: $default:expr, $min:expr, $max:expr) => {
+                self.size(raw.$key, stringify!($key), $default, $min, $max, "")?
+            };
+        }
+        let mut config = Config {
             listen: self.listen(raw.listen)?,
             auth_method,
-            checkout_timeout_ms: ms(
-                raw.checkout_timeout_ms,
-                "checkout_timeout_ms",
-                DEFAULT_CHECKOUT_TIMEOUT_MS,
-                1,
-            )?,
-            connect_timeout_ms: ms(
-                raw.connect_timeout_ms,
-                "connect_timeout_ms",
-                DEFAULT_CONNECT_TIMEOUT_MS,
-                1,
-            )?,
-            server_idle_timeout_ms: ms(
-                raw.server_idle_timeout_ms,
-                "server_idle_timeout_ms",
-                DEFAULT_SERVER_IDLE_TIMEOUT_MS,
-                0,
-            )?,
-            server_lifetime_ms: ms(
-                raw.server_lifetime_ms,
-                "server_lifetime_ms",
-                DEFAULT_SERVER_LIFETIME_MS,
-                0,
-            )?,
-            client_login_timeout_ms: ms(
-                raw.client_login_timeout_ms,
-                "client_login_timeout_ms",
-                DEFAULT_CLIENT_LOGIN_TIMEOUT_MS,
-                1,
-            )?,
-            shutdown_timeout_ms: ms(
-                raw.shutdown_timeout_ms,
-                "shutdown_timeout_ms",
-                DEFAULT_SHUTDOWN_TIMEOUT_MS,
-                0,
-            )?,
+            checkout_timeout_ms: ms!(checkout_timeout_ms: DEFAULT_CHECKOUT_TIMEOUT_MS, 1),
+            connect_timeout_ms: ms!(connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS, 1),
+            server_idle_timeout_ms: ms!(server_idle_timeout_ms: DEFAULT_SERVER_IDLE_TIMEOUT_MS, 0),
+            server_lifetime_ms: ms!(server_lifetime_ms: DEFAULT_SERVER_LIFETIME_MS, 0),
+            client_login_timeout_ms: ms!(client_login_timeout_ms: DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, 1),
+            shutdown_timeout_ms: ms!(shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS, 0),
             max_message_size: self.size(
                 raw.max_message_size,
                 "max_message_size",
@@ -96,33 +85,20 @@ impl Checker<'_> {
                 MAX_MAX_MESSAGE_SIZE,
                 " bytes",
             )?,
-            worker_threads: count(
-                raw.worker_threads,
-                "worker_threads",
-                DEFAULT_WORKER_THREADS,
-                0,
-                MAX_WORKER_THREADS,
-            )?,
-            prepared_statements_per_connection: count(
-                raw.prepared_statements_per_connection,
-                "prepared_statements_per_connection",
-                250,
-                1,
-                100_000,
-            )?,
-            max_prepared_statements: count(
-                raw.max_prepared_statements,
-                "max_prepared_statements",
-                10_000,
-                1,
-                10_000_000,
-            )?,
+            worker_threads: count!(worker_threads: DEFAULT_WORKER_THREADS, 0, MAX_WORKER_THREADS),
+            prepared_statements_per_connection: count!(
+                prepared_statements_per_connection: 250, 1, 100_000
+            ),
+            max_prepared_statements: count!(max_prepared_statements: 10_000, 1, 10_000_000),
             tls,
             hba: self.hba(raw.hba, client_certificates)?,
             auth_query: raw.auth_query.map(|a| self.auth_query(a)).transpose()?,
+            operations: Operations::default(),
             users: self.users(raw.users, auth_method)?,
             databases: self.databases(raw.databases)?,
-        })
+        };
+        config.operations = self.operations(ops, &config.users)?;
+        Ok(config)
     }
 
     /// `listen`: required, an IP:port.

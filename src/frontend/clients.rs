@@ -5,12 +5,30 @@
 //! entry per session that is shared anyway (a `Notify` wait instead was 80 bytes in every
 //! idle client's task).
 
+use crate::params::ParamMap;
+use crate::topology::{Cluster, UserPools};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::SystemTime;
 
 pub use crate::backend::CancelTarget;
+
+/// Who a logged-in client is, for SHOW CLIENTS and SHOW POOLS.
+#[derive(Clone)]
+pub struct ClientInfo {
+    pub cluster: Arc<Cluster>,
+    /// Its user's pools (and name).
+    pub pools: Arc<UserPools>,
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub connected_at: SystemTime,
+    pub tls: bool,
+    /// Its login settings (application_name among them); shared with like clients.
+    pub startup: ParamMap,
+}
 
 /// What a client's registration holds.
 #[derive(Default)]
@@ -19,6 +37,19 @@ struct SlotState {
     target: Option<Arc<CancelTarget>>,
     /// Its task, left by [`Registration::poll_shutdown`].
     waker: Option<Waker>,
+    /// Who it is (None until logged in, and in unit tests).
+    info: Option<Box<ClientInfo>>,
+    /// It waits for a server connection.
+    waiting: bool,
+}
+
+/// One client as [`ClientRegistry::clients`] reports it.
+pub struct ClientRow {
+    pub pid: i32,
+    pub info: ClientInfo,
+    /// The server connection it uses, if any.
+    pub server: Option<Arc<CancelTarget>>,
+    pub waiting: bool,
 }
 
 type Slot = Arc<Mutex<SlotState>>;
@@ -45,7 +76,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ClientRegistry {
     /// Registers a new client under a fresh random key.
     pub fn register(self: &Arc<Self>) -> Registration {
-        let slot: Slot = Arc::default();
+        self.register_as(None)
+    }
+
+    /// Registers a logged-in client, with who it is.
+    pub fn register_as(self: &Arc<Self>, info: Option<ClientInfo>) -> Registration {
+        let slot: Slot = Arc::new(Mutex::new(SlotState {
+            info: info.map(Box::new),
+            ..SlotState::default()
+        }));
         let mut entries = lock(&self.entries);
         loop {
             let pid = rand::random::<i32>() & 0x7fff_ffff;
@@ -96,6 +135,26 @@ impl ClientRegistry {
         lock(&self.entries).len()
     }
 
+    /// Every logged-in client (those registered with their info), in no particular order.
+    pub fn clients(&self) -> Vec<ClientRow> {
+        let slots: Vec<(i32, Slot)> = lock(&self.entries)
+            .iter()
+            .map(|(pid, (_, s))| (*pid, s.clone()))
+            .collect();
+        slots
+            .into_iter()
+            .filter_map(|(pid, slot)| {
+                let st = lock(&slot);
+                Some(ClientRow {
+                    pid,
+                    info: ClientInfo::clone(st.info.as_deref()?),
+                    server: st.target.clone(),
+                    waiting: st.waiting,
+                })
+            })
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -104,6 +163,11 @@ impl ClientRegistry {
 impl Registration {
     pub fn set(&self, target: Option<Arc<CancelTarget>>) {
         lock(&self.slot).target = target;
+    }
+
+    /// The client waits for a server connection (true) or no longer does.
+    pub fn set_waiting(&self, waiting: bool) {
+        lock(&self.slot).waiting = waiting;
     }
 
     /// Ready once shutdown has begun; until then the task is woken by

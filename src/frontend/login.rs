@@ -20,16 +20,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Serves one client connection until it ends; never panics on client input.
+/// `over_limit`: `max_client_connections` clients are connected already; a login is refused
+/// with 53300.
 pub fn handle_client(
     shared: Arc<Shared>,
     stream: Stream,
     peer: SocketAddr,
+    over_limit: bool,
 ) -> impl Future<Output = ()> + Send {
     // The login is boxed: what it needs is freed once it is done. The session then moves
     // straight into the future of `run`, which takes the login's place: an `async fn` here
     // would keep a slot for the session beside that future (rustc keeps moved-from locals
     // of an async body), and this task is what every idle client costs.
-    Box::pin(open_session(shared, stream, peer)).then(|session| match session {
+    Box::pin(open_session(shared, stream, peer, over_limit)).then(|session| match session {
         Some(session) => Either::Left(session.run()),
         None => Either::Right(std::future::ready(())),
     })
@@ -37,11 +40,17 @@ pub fn handle_client(
 
 /// Startup and authentication: the session of a logged-in client, or None once the
 /// connection is done.
-async fn open_session(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) -> Option<Session> {
+async fn open_session(
+    shared: Arc<Shared>,
+    stream: Stream,
+    peer: SocketAddr,
+    over_limit: bool,
+) -> Option<Session> {
     let mut io = ClientIo::new(stream);
     let timeout = shared.config.client_login_timeout();
     // Boxed: the login's state is freed once it is done, so an idle session stays small.
-    let started = tokio::time::timeout(timeout, Box::pin(startup(&shared, &mut io, peer))).await;
+    let login = Box::pin(startup(&shared, &mut io, peer, over_limit));
+    let started = tokio::time::timeout(timeout, login).await;
     let (user, database, params) = match started {
         Ok(Some(login)) => login,
         Ok(None) => return None,
@@ -55,6 +64,10 @@ async fn open_session(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) -> 
             return None;
         }
     };
+    if super::admin::is_console(&shared, &database) {
+        super::admin::serve(&shared, io, &user, peer).await;
+        return None;
+    }
     let Some(cluster) = shared.cluster(&database) else {
         tracing::info!(%peer, %user, %database, "unknown database");
         io.send_error(&PgError::fatal(
@@ -77,6 +90,7 @@ async fn startup(
     shared: &Shared,
     io: &mut ClientIo,
     peer: SocketAddr,
+    over_limit: bool,
 ) -> Option<(String, String, Vec<(String, String)>)> {
     if let Some(tls) = &shared.tls {
         if io.stream.peek_byte().await.ok()? == Some(TLS_HANDSHAKE) {
@@ -112,6 +126,16 @@ async fn startup(
             return None;
         }
     };
+    if over_limit {
+        let limit = shared.config.operations.max_client_connections;
+        tracing::warn!(%peer, %user, %database, limit, "login refused: max_client_connections reached");
+        let e = PgError::fatal(
+            SqlState::TOO_MANY_CONNECTIONS,
+            format!("too many client connections: max_client_connections = {limit} reached"),
+        );
+        io.send_error(&e).await;
+        return None;
+    }
     let method = match access_method(shared, peer, io.stream.is_tls(), &database, &user) {
         Ok(m) => m,
         Err(e) => {
@@ -282,7 +306,7 @@ mod tests {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let stream = Stream::connect(addr).await.unwrap();
-        let fut = handle_client(app.shared().clone(), stream, addr);
+        let fut = handle_client(app.shared().clone(), stream, addr, false);
         let size = std::mem::size_of_val(&fut);
         // 976 bytes at first; 752 once the idle wait and the error paths were slimmed; 248
         // with the session moved into `run`, one boxed buffer set, boxed statement names and

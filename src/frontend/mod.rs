@@ -3,6 +3,7 @@
 //! attaches server connections according to the pool mode and keeps the client's session
 //! parameters in place on each of them, and the answers made without a server.
 
+pub mod admin;
 pub mod auth_query;
 pub mod authenticate;
 pub mod client_io;

@@ -3,6 +3,7 @@
 //! registry and the login settings clients have in common. Sessions hold an `Arc` of this,
 //! not of the app above them.
 
+use super::admin::Averages;
 use super::clients::ClientRegistry;
 use super::login_throttle::LoginThrottle;
 use crate::auth::{ServerSecret, Users};
@@ -33,6 +34,8 @@ pub struct Shared {
     pub login_throttle: LoginThrottle,
     /// What the `[auth_query]` user logs in to servers with (None: no `[auth_query]`).
     pub auth_query_login: Option<ServerSecret>,
+    /// The last stats period's averages (SHOW STATS, metrics).
+    pub averages: Averages,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             auth_query_login,
+            averages: Averages::default(),
             tls,
             statements: Registry::new(config.max_prepared_statements),
             config,

@@ -3,7 +3,10 @@
 use super::Stream;
 use std::io;
 use std::net::SocketAddr;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Connections the kernel queues before they are accepted.
+const BACKLOG: u32 = 1024;
 
 pub struct Listener {
     socket: TcpListener,
@@ -12,8 +15,24 @@ pub struct Listener {
 impl Listener {
     /// Binds `addr` (port 0: any free port).
     pub async fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        Listener::bind_shared(addr, false)
+    }
+
+    /// Binds `addr`; with `reuse_port`, other processes (or listeners) that set it too can
+    /// bind the same address, and the kernel spreads new connections over them (SO_REUSEPORT).
+    pub fn bind_shared(addr: SocketAddr, reuse_port: bool) -> io::Result<Listener> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
         Ok(Listener {
-            socket: TcpListener::bind(addr).await?,
+            socket: socket.listen(BACKLOG)?,
         })
     }
 

@@ -99,6 +99,10 @@ impl Stream {
         self.tcp().ok_or_else(not_connected)?.peer_addr()
     }
 
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().ok_or_else(not_connected)?.local_addr()
+    }
+
     /// Runs the TLS handshake as the server of a client (the stream must be plain).
     pub async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Closed) else {

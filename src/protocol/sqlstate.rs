@@ -22,6 +22,9 @@ impl SqlState {
     pub const INTERNAL_ERROR: SqlState = SqlState::of("XX000");
     pub const CONFIGURATION_LIMIT: SqlState = SqlState::of("53400");
     pub const DATATYPE_MISMATCH: SqlState = SqlState::of("42804");
+    pub const SYNTAX_ERROR: SqlState = SqlState::of("42601");
+    pub const UNDEFINED_OBJECT: SqlState = SqlState::of("42704");
+    pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState::of("42501");
 
     /// A code known when compiling; anything but five valid characters fails the build.
     const fn of(code: &str) -> SqlState {

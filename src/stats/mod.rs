@@ -5,9 +5,11 @@
 
 mod counters;
 mod routes;
+mod traffic;
 
 pub use counters::{Counter, StripedCounter};
 pub use routes::RouteCounters;
+pub use traffic::{Traffic, TrafficTotals};
 
 /// The figures of one database (all its users and hosts).
 #[derive(Debug)]
@@ -21,6 +23,8 @@ pub struct ClusterStats {
     /// Route-cache lookups answered from the cache, and those that had to classify.
     pub route_cache_hits: StripedCounter,
     pub route_cache_misses: StripedCounter,
+    /// Transactions, queries, bytes and times (SHOW STATS, metrics).
+    pub traffic: Traffic,
 }
 
 impl ClusterStats {
@@ -33,6 +37,7 @@ impl ClusterStats {
             hosts_fenced: Counter::default(),
             route_cache_hits: StripedCounter::new(stripes),
             route_cache_misses: StripedCounter::new(stripes),
+            traffic: Traffic::default(),
         }
     }
 }

@@ -18,7 +18,18 @@ impl Session {
         let mut conn = match idle {
             Some(conn) => conn,
             // Boxed: the waiting checkout's state is large and only needed here.
-            None => Box::pin(self.checkout(&mut d, &order)).await?,
+            None => {
+                let started = std::time::Instant::now();
+                self.cancel.set_waiting(true);
+                let conn = Box::pin(self.checkout(&mut d, &order)).await;
+                self.cancel.set_waiting(false);
+                let traffic = &self.cluster.stats.traffic;
+                traffic.waits.incr();
+                traffic
+                    .wait_us
+                    .add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                conn?
+            }
         };
         tracing::debug!(client = %self.label(), server = %conn.addr, target = ?d.target, reason = %d.reason, "routed");
         let in_line =
@@ -59,6 +70,7 @@ impl Session {
             fatal: None,
             decision: d,
             fresh: true,
+            acct: Default::default(),
         }));
         Ok(())
     }
@@ -160,9 +172,10 @@ impl Session {
 
     /// The server connection died under this client.
     pub(super) async fn on_server_lost(&mut self, why: &str) -> Flow {
-        let Some(a) = self.server.take() else {
+        let Some(mut a) = self.server.take() else {
             return Flow::Continue;
         };
+        a.acct.flush(&self.cluster.stats.traffic);
         self.cancel.set(None);
         self.io.bufs.get().sin.clear();
         let mut conn = a.conn;
@@ -186,9 +199,10 @@ impl Session {
 
     /// The client is gone (or told to go): return or close the server connection.
     pub(super) async fn detach_on_close(&mut self) {
-        let Some(a) = self.server.take() else {
+        let Some(mut a) = self.server.take() else {
             return;
         };
+        a.acct.flush(&self.cluster.stats.traffic);
         self.cancel.set(None);
         let mut conn = a.conn;
         let idle =

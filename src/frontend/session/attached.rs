@@ -3,6 +3,7 @@
 //! why the connection was chosen.
 
 use super::super::route_request::Decision;
+use super::accounting::Accounting;
 use crate::backend::Checkout;
 use crate::params::ParamChange;
 use crate::protocol::messages::{PgError, TxStatus};
@@ -31,4 +32,6 @@ pub struct Attached {
     /// The batch that caused the checkout has not been forwarded yet (it was classified
     /// when routed, so it need not be checked again).
     pub fresh: bool,
+    /// Queries, transactions, bytes and times, for the database's counters.
+    pub acct: Accounting,
 }

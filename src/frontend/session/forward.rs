@@ -90,6 +90,10 @@ impl Session {
         } else {
             &b.sout[..]
         };
+        a.acct.bytes_in += built.end as u64;
+        if a.pending > 0 {
+            a.acct.request_sent();
+        }
         let written = if out.is_empty() {
             Ok(())
         } else {

@@ -3,6 +3,7 @@
 //! they come, streams server frames back, and in transaction mode releases the connection at
 //! the ReadyForQuery('I') that answers the client's last sync point.
 
+mod accounting;
 mod attach;
 mod attached;
 mod forward;
@@ -11,7 +12,7 @@ mod server_input;
 pub use attached::Attached;
 
 use super::client_io::ClientIo;
-use super::clients::Registration;
+use super::clients::{ClientInfo, Registration};
 use super::local_answers::{answer_locally, LocalState};
 use super::route_request::{batch_only_reads, decide, Decision, ReadYourWritesState};
 use super::Shared;
@@ -99,7 +100,15 @@ impl Session {
         let startup = shared
             .startup_maps
             .share(params::startup_params(startup_params));
-        let cancel = shared.clients.register();
+        let cancel = shared.clients.register_as(Some(ClientInfo {
+            cluster: cluster.clone(),
+            pools: pools.clone(),
+            peer: io.stream.peer_addr().ok(),
+            local: io.stream.local_addr().ok(),
+            connected_at: std::time::SystemTime::now(),
+            tls: io.stream.is_tls(),
+            startup: startup.clone(),
+        }));
         Session {
             mode: cluster.db.pool_mode,
             io,
@@ -447,6 +456,11 @@ impl Session {
                     let fresh = self.shared.statements.renew(&old);
                     self.statements.replace(&old, &fresh);
                     tracing::info!(client = %self.label(), old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
+                }
+                if let Some(a) = self.server.as_mut() {
+                    if a.pending == 0 && a.status == TxStatus::Idle {
+                        a.acct.flush(&self.cluster.stats.traffic);
+                    }
                 }
                 let note_write =
                     release && self.server.as_ref().is_some_and(|a| a.decision.may_write);

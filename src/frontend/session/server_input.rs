@@ -85,6 +85,7 @@ impl ServerInput {
         out.clear();
         let mut w = Walk::default();
         self.walk(sbuf, out, &mut t, &mut w)?;
+        t.attached.acct.bytes_out += w.pos as u64;
         w.finish(sbuf, client, out).await
     }
 
@@ -225,6 +226,7 @@ fn inspect(
             a.status = status;
             a.pending = a.pending.saturating_sub(1);
             a.answered += 1;
+            a.acct.ready(status == TxStatus::Idle, a.pending == 0);
             settle(a, t.wanted, t.startup, status);
         }
         b'E' => return Ok(on_error(a, frame, failed, stale)),

@@ -1,0 +1,62 @@
+//! Settings for operating Switchyard: who may use the admin console, the metrics listener,
+//! the log format, the limit on client connections, and port sharing for rolling upgrades
+//! (validated model types; the raw serde shapes are in `types`, the checks in
+//! `validate/operations_checks`).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// Names clients use for the admin console's virtual database.
+pub const CONSOLE_DATABASES: [&str; 2] = ["switchyard", "pgbouncer"];
+
+/// Clients accepted at once across all databases by default (`max_client_connections`).
+pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 10_000;
+
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The top-level operations settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Operations {
+    /// `[[users]]` names that may use every console command (`admin_users`).
+    pub admin_users: Vec<String>,
+    /// `[[users]]` names that may use the console's SHOW commands (`stats_users`).
+    pub stats_users: Vec<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`metrics_listen`; None: off).
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    /// Clients at once across all databases; more are refused with 53300.
+    pub max_client_connections: usize,
+    /// SO_REUSEPORT on the listener, so a second process can listen beside this one.
+    pub so_reuseport: bool,
+}
+
+/// What a user may do on the admin console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleRole {
+    /// Every command.
+    Admin,
+    /// SHOW commands only.
+    Stats,
+}
+
+impl Operations {
+    /// What `user` may do on the console (None: nothing).
+    pub fn console_role(&self, user: &str) -> Option<ConsoleRole> {
+        if self.admin_users.iter().any(|u| u == user) {
+            Some(ConsoleRole::Admin)
+        } else if self.stats_users.iter().any(|u| u == user) {
+            Some(ConsoleRole::Stats)
+        } else {
+            None
+        }
+    }
+}

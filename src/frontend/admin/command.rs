@@ -1,0 +1,136 @@
+//! The console's commands, parsed from a simple Query's text: `SHOW <what>` (and `SHOW ROUTE
+//! <sql>`), case-insensitive, with or without a trailing semicolon.
+
+use crate::protocol::messages::PgError;
+use crate::protocol::SqlState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Show(Show),
+    /// `SHOW ROUTE <sql>`: where that SQL would go and why.
+    ShowRoute(String),
+    /// An empty query (only whitespace and semicolons).
+    Empty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    Pools,
+    Stats,
+    StatsTotals,
+    StatsAverages,
+    Servers,
+    Clients,
+    Databases,
+    Users,
+    Config,
+    Version,
+    Lists,
+    Hosts,
+    Help,
+}
+
+const SHOWS: &[(&str, Show)] = &[
+    ("pools", Show::Pools),
+    ("stats", Show::Stats),
+    ("stats_totals", Show::StatsTotals),
+    ("stats_averages", Show::StatsAverages),
+    ("servers", Show::Servers),
+    ("clients", Show::Clients),
+    ("databases", Show::Databases),
+    ("users", Show::Users),
+    ("config", Show::Config),
+    ("version", Show::Version),
+    ("lists", Show::Lists),
+    ("hosts", Show::Hosts),
+    ("help", Show::Help),
+];
+
+/// The SHOW subjects, for errors and SHOW HELP.
+pub fn show_names() -> impl Iterator<Item = &'static str> {
+    SHOWS.iter().map(|(n, _)| *n).chain(["route <sql>"])
+}
+
+/// Parses one console query.
+pub fn parse(text: &str) -> Result<Command, PgError> {
+    let text = text.trim().trim_end_matches(';').trim();
+    if text.is_empty() {
+        return Ok(Command::Empty);
+    }
+    let (verb, rest) = split_word(text);
+    if !verb.eq_ignore_ascii_case("show") {
+        return Err(PgError::error(
+            SqlState::SYNTAX_ERROR,
+            format!("unknown console command \"{verb}\": try SHOW HELP"),
+        ));
+    }
+    let (what, rest) = split_word(rest);
+    if what.eq_ignore_ascii_case("route") {
+        if rest.is_empty() {
+            return Err(PgError::error(
+                SqlState::SYNTAX_ERROR,
+                "SHOW ROUTE needs the SQL to route, e.g. SHOW ROUTE SELECT 1",
+            ));
+        }
+        return Ok(Command::ShowRoute(rest.to_string()));
+    }
+    let known = SHOWS.iter().find(|(n, _)| what.eq_ignore_ascii_case(n));
+    match known {
+        Some((_, show)) if rest.is_empty() => Ok(Command::Show(*show)),
+        Some((name, _)) => Err(PgError::error(
+            SqlState::SYNTAX_ERROR,
+            format!("SHOW {} takes no arguments", name.to_uppercase()),
+        )),
+        None => Err(PgError::error(
+            SqlState::UNDEFINED_OBJECT,
+            format!(
+                "unknown SHOW subject \"{what}\"; the console knows: {}",
+                show_names().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// The first whitespace-separated word and the rest (trimmed).
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse("show pools;").unwrap(), Command::Show(Show::Pools));
+        assert_eq!(
+            parse("  SHOW  Stats_Totals ").unwrap(),
+            Command::Show(Show::StatsTotals)
+        );
+        assert_eq!(parse(";").unwrap(), Command::Empty);
+        assert_eq!(
+            parse("SHOW ROUTE select * from t where a = ';'").unwrap(),
+            Command::ShowRoute("select * from t where a = ';'".into())
+        );
+        assert_eq!(
+            parse("SHOW ROUTE").unwrap_err().code,
+            SqlState::SYNTAX_ERROR
+        );
+        assert_eq!(
+            parse("SHOW nonsense").unwrap_err().code,
+            SqlState::UNDEFINED_OBJECT
+        );
+        assert_eq!(
+            parse("SHOW POOLS x").unwrap_err().code,
+            SqlState::SYNTAX_ERROR
+        );
+        assert_eq!(
+            parse("DROP TABLE x").unwrap_err().code,
+            SqlState::SYNTAX_ERROR
+        );
+    }
+}

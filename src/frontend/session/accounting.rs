@@ -1,0 +1,70 @@
+//! The figures of one attached server connection (queries, transactions, bytes, time in
+//! queries and transactions), kept in the session and added to the database's traffic
+//! counters when a transaction ends, so the hot path touches shared counters once per
+//! transaction. Two clock readings per request: when it is sent, and when its last
+//! ReadyForQuery comes.
+
+use crate::stats::Traffic;
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct Accounting {
+    /// The transaction's first request was sent then.
+    xact_since: Option<Instant>,
+    /// The request being answered was sent then.
+    busy_since: Option<Instant>,
+    /// The last request was answered then.
+    last_ready: Option<Instant>,
+    queries: u64,
+    xacts: u64,
+    query_us: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Accounting {
+    /// A request (a sync point) went to the server.
+    pub fn request_sent(&mut self) {
+        if self.busy_since.is_none() {
+            let now = Instant::now();
+            self.busy_since = Some(now);
+            self.xact_since.get_or_insert(now);
+        }
+    }
+
+    /// A ReadyForQuery came: `idle` if it ends a transaction, `all_answered` if no other
+    /// request is in flight.
+    pub fn ready(&mut self, idle: bool, all_answered: bool) {
+        self.queries += 1;
+        if all_answered {
+            if let Some(since) = self.busy_since.take() {
+                let now = Instant::now();
+                self.query_us += micros(now - since);
+                self.last_ready = Some(now);
+            }
+        }
+        if idle {
+            self.xacts += 1;
+        }
+    }
+
+    /// Adds what was counted to `traffic` and starts afresh (at a transaction's end, or
+    /// when the connection goes).
+    pub fn flush(&mut self, traffic: &Traffic) {
+        if let (Some(start), Some(end)) = (self.xact_since, self.last_ready) {
+            traffic
+                .xact_us
+                .add(micros(end.saturating_duration_since(start)));
+        }
+        traffic.xacts.add(self.xacts);
+        traffic.queries.add(self.queries);
+        traffic.query_us.add(self.query_us);
+        traffic.bytes_received.add(self.bytes_in);
+        traffic.bytes_sent.add(self.bytes_out);
+        *self = Accounting::default();
+    }
+}

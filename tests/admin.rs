@@ -1,0 +1,352 @@
+//! Operating Switchyard: the admin console (virtual database `switchyard`, alias
+//! `pgbouncer`) with each SHOW checked by its rows under known traffic, its errors and who
+//! may log in; the client limit; a listen port shared by two instances; JSON logs.
+
+#![allow(clippy::err_expect)]
+
+mod common;
+
+use common::cluster::*;
+use common::proxy::{self, sqlstate};
+use std::collections::HashMap;
+use std::time::Duration;
+use switchyard::app::Server;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Console users: `app` may do everything, `trustuser` SHOW only.
+const CONSOLE: &str = "admin_users = [\"app\"]\nstats_users = [\"trustuser\"]\n";
+
+async fn console(server: &Server, db: &str) -> Client {
+    proxy::connect_as(server, APP_USER, APP_PASSWORD, db)
+        .await
+        .expect("console login")
+}
+
+/// The rows of a console command, each as column name -> value.
+async fn rows(c: &Client, sql: &str) -> Vec<HashMap<String, Option<String>>> {
+    let msgs = c
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    msgs.into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, col)| (col.name().to_string(), r.get(i).map(str::to_string)))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn num(row: &HashMap<String, Option<String>>, col: &str) -> i64 {
+    row.get(col)
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| panic!("no {col} in {row:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} is not a number in {row:?}"))
+}
+
+fn text<'a>(row: &'a HashMap<String, Option<String>>, col: &str) -> &'a str {
+    row.get(col)
+        .and_then(|v| v.as_deref())
+        .unwrap_or_else(|| panic!("no {col} in {row:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_commands_report_known_traffic() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(
+        cluster,
+        CONSOLE,
+        "pool_size = 1\nhealth_check_interval_ms = 100",
+    )
+    .await;
+    let a = proxy::connect(&server).await;
+    let b = proxy::connect(&server).await;
+    for i in 0..10 {
+        a.simple_query(&format!("SELECT {i}")).await.unwrap();
+    }
+    // `a` holds the primary's one connection in a transaction; `b`'s write waits for it.
+    a.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let waiting = tokio::spawn(async move {
+        b.batch_execute("CREATE TEMP TABLE IF NOT EXISTS w (x int)")
+            .await
+            .map(|_| b)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let c = console(&server, "switchyard").await;
+    let pools = rows(&c, "SHOW POOLS").await;
+    let app = pools
+        .iter()
+        .find(|r| text(r, "database") == APP_DB && text(r, "user") == APP_USER)
+        .expect("a pool row for app/app");
+    assert_eq!(num(app, "cl_active"), 1, "{app:?}");
+    assert_eq!(num(app, "cl_waiting"), 1, "{app:?}");
+    assert!(num(app, "sv_active") >= 1, "{app:?}");
+    assert!(
+        num(app, "maxwait_us") > 0 || num(app, "maxwait") > 0,
+        "{app:?}"
+    );
+    assert_eq!(text(app, "pool_mode"), "transaction");
+    let names: Vec<&str> = vec![
+        "database",
+        "user",
+        "cl_active",
+        "cl_waiting",
+        "cl_active_cancel_req",
+        "cl_waiting_cancel_req",
+        "sv_active",
+        "sv_active_cancel",
+        "sv_being_canceled",
+        "sv_idle",
+        "sv_used",
+        "sv_tested",
+        "sv_login",
+        "maxwait",
+        "maxwait_us",
+        "pool_mode",
+    ];
+    assert_eq!(app.len(), names.len());
+
+    let clients = rows(&c, "SHOW CLIENTS").await;
+    assert_eq!(clients.len(), 2, "{clients:?}");
+    assert!(clients.iter().any(|r| text(r, "state") == "waiting"));
+    let holder = clients
+        .iter()
+        .find(|r| r.get("link").cloned().flatten().is_some())
+        .expect("the client in a transaction is linked to its server");
+    let servers = rows(&c, "SHOW SERVERS").await;
+    let linked = servers
+        .iter()
+        .find(|r| r.get("link").cloned().flatten().as_deref() == Some(text(holder, "ptr")))
+        .expect("its server links back to it");
+    assert_eq!(text(linked, "state"), "active");
+    assert_eq!(text(linked, "role"), "primary");
+    assert_eq!(text(linked, "user"), APP_USER);
+
+    a.batch_execute("COMMIT").await.unwrap();
+    let b = waiting.await.unwrap().expect("the waiting write ran");
+    b.simple_query("SELECT 1").await.unwrap();
+
+    let stats = rows(&c, "SHOW STATS").await;
+    let s = stats
+        .iter()
+        .find(|r| text(r, "database") == APP_DB)
+        .expect("stats row");
+    assert!(num(s, "total_xact_count") >= 12, "{s:?}");
+    assert!(num(s, "total_query_count") >= 13, "{s:?}");
+    assert!(
+        num(s, "total_received") > 0 && num(s, "total_sent") > 0,
+        "{s:?}"
+    );
+    assert!(
+        num(s, "total_xact_time") > 0 && num(s, "total_query_time") > 0,
+        "{s:?}"
+    );
+    assert!(
+        num(s, "total_wait_time") >= 200_000,
+        "b waited ~300 ms: {s:?}"
+    );
+    let totals = rows(&c, "SHOW STATS_TOTALS").await;
+    let t = totals
+        .iter()
+        .find(|r| text(r, "database") == APP_DB)
+        .expect("totals");
+    assert!(num(t, "xact_count") >= num(s, "total_xact_count"));
+
+    let hosts = rows(&c, "SHOW HOSTS").await;
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    let primary = hosts
+        .iter()
+        .find(|r| text(r, "role") == "primary")
+        .expect("primary");
+    assert_eq!(num(primary, "port"), i64::from(cluster.primary.port));
+    assert_eq!(text(primary, "fenced"), "f");
+    assert!(
+        hosts.iter().any(|r| text(r, "role") == "replica"),
+        "{hosts:?}"
+    );
+
+    let dbs = rows(&c, "SHOW DATABASES").await;
+    let d = dbs
+        .iter()
+        .find(|r| text(r, "name") == APP_DB)
+        .expect("db row");
+    assert_eq!(
+        num(d, "port"),
+        i64::from(cluster.primary.port),
+        "host/port name the primary"
+    );
+    assert_eq!(num(d, "pool_size"), 1);
+
+    let route = rows(&c, "SHOW ROUTE SELECT * FROM pg_class").await;
+    assert_eq!(text(&route[0], "route"), "replica", "{route:?}");
+    let route = rows(&c, "SHOW ROUTE INSERT INTO t VALUES (1)").await;
+    assert_eq!(text(&route[0], "route"), "primary", "{route:?}");
+    assert_eq!(text(&route[0], "cached"), "f");
+
+    let config = rows(&c, "SHOW CONFIG").await;
+    let key = |k: &str| {
+        config
+            .iter()
+            .find(|r| text(r, "key") == k)
+            .map(|r| text(r, "value").to_string())
+    };
+    assert_eq!(key("max_client_conn").as_deref(), Some("10000"));
+    assert_eq!(key("admin_users").as_deref(), Some("app"));
+    assert!(
+        !format!("{config:?}").contains(APP_PASSWORD),
+        "no secret in SHOW CONFIG"
+    );
+    let lists = rows(&c, "SHOW LISTS").await;
+    assert_eq!(lists.len(), 12);
+    let users = rows(&c, "show users;").await;
+    assert_eq!(users.len(), 3);
+    let version = rows(&c, "SHOW VERSION").await;
+    assert!(text(&version[0], "version").starts_with("Switchyard "));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_errors_and_who_may_log_in() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, CONSOLE, "").await;
+    let c = console(&server, "pgbouncer").await;
+    let e = c
+        .simple_query("SHOW nonsense")
+        .await
+        .err()
+        .expect("unknown SHOW");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42704"), "{e}");
+    let e = c
+        .simple_query("DROP TABLE x")
+        .await
+        .err()
+        .expect("unknown command");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42601"), "{e}");
+    // The console goes on after an error.
+    assert_eq!(rows(&c, "SHOW VERSION").await.len(), 1);
+    // Extended protocol: refused with 0A000.
+    let e = c
+        .query("SHOW VERSION", &[])
+        .await
+        .err()
+        .expect("extended protocol");
+    assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{e}");
+
+    // A stats user may SHOW; a user in neither list may not log in.
+    let s = proxy::connect_as(&server, TRUST_USER, "unused_by_trust", "switchyard")
+        .await
+        .expect("stats user");
+    assert_eq!(rows(&s, "SHOW LISTS").await.len(), 12);
+    server.stop().await;
+    // A user in neither list may not log in to the console.
+    let plain = proxy::start(cluster, "", "").await;
+    let e = proxy::connect_as(&plain, APP_USER, APP_PASSWORD, "switchyard")
+        .await
+        .err()
+        .expect("not a console user");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e}");
+    assert!(proxy::message(&e).contains("admin_users"), "{e}");
+    plain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_beyond_max_client_connections_are_refused_with_53300() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, "max_client_connections = 2", "").await;
+    let a = proxy::connect(&server).await;
+    let b = proxy::connect(&server).await;
+    let e = proxy::connect_as(&server, APP_USER, APP_PASSWORD, APP_DB)
+        .await
+        .err()
+        .expect("a third client is one too many");
+    assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "{e}");
+    assert!(
+        proxy::message(&e).contains("max_client_connections = 2"),
+        "{e}"
+    );
+    // The others are served, and a place freed is taken again.
+    a.simple_query("SELECT 1").await.unwrap();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = proxy::connect(&server).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_a_port_with_so_reuseport() {
+    let cluster = PgCluster::shared();
+    let text = proxy::config_text(cluster, "so_reuseport = true", "");
+    let first = proxy::start_with(&text).await;
+    // The second binds the very port the first was given.
+    let port = first.addr.port();
+    let second =
+        proxy::start_with(&text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).await;
+    assert_eq!(second.addr.port(), port);
+    // The old one leaves (a rolling upgrade): new clients keep logging in on the port.
+    first.stop().await;
+    for _ in 0..20 {
+        let c = proxy::connect_as(&second, APP_USER, APP_PASSWORD, APP_DB)
+            .await
+            .expect("served by the instance that stays");
+        c.simple_query("SELECT 1").await.unwrap();
+    }
+    second.stop().await;
+    // Without so_reuseport the port cannot be bound twice.
+    let alone = proxy::start_with(&proxy::config_text(cluster, "", "")).await;
+    let config = switchyard::config::Config::from_toml_str(&proxy::config_text(cluster, "", ""))
+        .expect("config");
+    let app = switchyard::app::App::new(config).expect("app");
+    assert!(switchyard::app::Server::start(app, alone.addr)
+        .await
+        .is_err());
+    alone.stop().await;
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let cluster = PgCluster::shared();
+    let dir = std::env::temp_dir().join(format!("sy-json-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        proxy::config_text(cluster, "log_format = \"json\"", ""),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run switchyard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        seen.push(value);
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let last = seen.last().expect("a log line");
+    assert_eq!(last["fields"]["message"], "listening", "{last}");
+    assert!(
+        last["level"].is_string() && last["timestamp"].is_string(),
+        "{last}"
+    );
+}
