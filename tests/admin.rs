@@ -350,3 +350,122 @@ fn log_format_json_writes_one_object_per_line() {
         "{last}"
     );
 }
+
+/// GET `path` from the metrics listener: (status code, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics listener");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, body.to_string())
+}
+
+/// The value of `name` with the given labels in a scrape.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{name}: unexpected {other:?}"),
+    }
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("Prometheus text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_traffic_and_health_endpoints_answer() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(
+        cluster,
+        "metrics_listen = \"127.0.0.1:0\"",
+        "health_check_interval_ms = 100",
+    )
+    .await;
+    let at = server.metrics_addr.expect("metrics listener");
+    assert_eq!(http_get(at, "/healthz").await.0, 200);
+    let cl = server.app.cluster(APP_DB).expect("cluster");
+    while cl.topology.snapshot().primary().is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(http_get(at, "/readyz").await.0, 200);
+    assert_eq!(http_get(at, "/nope").await.0, 404);
+
+    let c = proxy::connect(&server).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    let before = scrape(at).await;
+    let db = [("database", APP_DB)];
+    let tx0 = sample(&before, "switchyard_transactions_total", &db);
+    for i in 0..20 {
+        c.simple_query(&format!("SELECT {i}")).await.unwrap();
+    }
+    assert!(c.simple_query("SELECT 1/0").await.is_err());
+    let after = scrape(at).await;
+    let tx1 = sample(&after, "switchyard_transactions_total", &db);
+    assert!(tx1 - tx0 >= 21.0, "transactions went {tx0} -> {tx1}");
+    assert!(sample(&after, "switchyard_sent_bytes_total", &db) > 0.0);
+    assert!(
+        sample(
+            &after,
+            "switchyard_errors_total",
+            &[("database", APP_DB), ("class", "22")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "switchyard_client_connections",
+            &[("database", APP_DB), ("state", "idle")]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "switchyard_routed_total",
+            &[("database", APP_DB), ("target", "replica")]
+        ) >= 20.0
+    );
+    let port = cluster.primary.port.to_string();
+    let primary = after
+        .samples
+        .iter()
+        .find(|s| s.metric == "switchyard_host_role" && s.labels.get("role") == Some("primary"))
+        .expect("a primary host");
+    assert!(primary
+        .labels
+        .get("host")
+        .is_some_and(|h| h.ends_with(&port)));
+    let hist = after
+        .samples
+        .iter()
+        .find(|s| s.metric == "switchyard_query_duration_seconds")
+        .expect("query duration histogram");
+    match &hist.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let total = buckets.last().map_or(0.0, |b| b.count);
+            assert!(total >= 21.0, "{buckets:?}");
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    server.stop().await;
+}

@@ -3,6 +3,8 @@
 //! tasks; `server` accepts clients and drains them. Nothing is process-global, so two Apps
 //! can run in one process.
 
+mod http;
+mod metrics;
 mod server;
 
 pub use server::Server;

@@ -15,6 +15,8 @@ use tokio::sync::Notify;
 pub struct Server {
     pub app: Arc<App>,
     pub addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -23,9 +25,25 @@ impl Server {
     pub async fn start(app: Arc<App>, addr: SocketAddr) -> std::io::Result<Server> {
         let listener = Listener::bind_shared(addr, app.config().operations.so_reuseport)?;
         let addr = listener.local_addr()?;
+        let metrics_addr = match app.config().operations.metrics_listen {
+            Some(at) => {
+                let metrics = tokio::net::TcpListener::bind(at).await?;
+                let bound = metrics.local_addr()?;
+                tracing::info!(addr = %bound, "metrics listening");
+                let shared = app.shared().clone();
+                tokio::spawn(super::http::serve(metrics, shared, app.shutdown_signal()));
+                Some(bound)
+            }
+            None => None,
+        };
         app.start_background_tasks();
         let task = tokio::spawn(serve(app.clone(), listener));
-        Ok(Server { app, addr, task })
+        Ok(Server {
+            app,
+            addr,
+            metrics_addr,
+            task,
+        })
     }
 
     /// Begins shutdown and waits for the drain to finish.

@@ -45,6 +45,11 @@ impl SqlState {
         b.iter().all(|&c| valid(c)).then_some(SqlState(b))
     }
 
+    /// The five characters.
+    pub fn bytes(&self) -> [u8; 5] {
+        self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever stored.
         std::str::from_utf8(&self.0).unwrap_or("XX000")

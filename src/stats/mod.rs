@@ -9,7 +9,9 @@ mod traffic;
 
 pub use counters::{Counter, StripedCounter};
 pub use routes::RouteCounters;
-pub use traffic::{Traffic, TrafficTotals};
+pub use traffic::{
+    duration_bucket, Histogram, Traffic, TrafficTotals, DURATION_BOUNDS_US, DURATION_BUCKETS,
+};
 
 /// The figures of one database (all its users and hosts).
 #[derive(Debug)]

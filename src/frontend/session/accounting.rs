@@ -4,11 +4,17 @@
 //! transaction. Two clock readings per request: when it is sent, and when its last
 //! ReadyForQuery comes.
 
-use crate::stats::Traffic;
+use crate::stats::{duration_bucket, Traffic, DURATION_BUCKETS};
 use std::time::Instant;
 
 #[derive(Default)]
 pub struct Accounting {
+    /// Queries answered, per duration bucket (few are non-zero; added at the flush).
+    query_buckets: [u32; DURATION_BUCKETS],
+    /// How long the checkout of this connection waited (µs), until flushed.
+    pub checkout_wait_us: Option<u64>,
+    /// SQLSTATEs of the server's errors.
+    pub errors: Vec<[u8; 5]>,
     /// The transaction's first request was sent then.
     xact_since: Option<Instant>,
     /// The request being answered was sent then.
@@ -27,6 +33,14 @@ fn micros(d: std::time::Duration) -> u64 {
 }
 
 impl Accounting {
+    /// A connection just checked out, after waiting `waited_us` for it.
+    pub fn after_checkout(waited_us: u64) -> Accounting {
+        Accounting {
+            checkout_wait_us: Some(waited_us),
+            ..Accounting::default()
+        }
+    }
+
     /// A request (a sync point) went to the server.
     pub fn request_sent(&mut self) {
         if self.busy_since.is_none() {
@@ -43,7 +57,9 @@ impl Accounting {
         if all_answered {
             if let Some(since) = self.busy_since.take() {
                 let now = Instant::now();
-                self.query_us += micros(now - since);
+                let us = micros(now - since);
+                self.query_us += us;
+                self.query_buckets[duration_bucket(us)] += 1;
                 self.last_ready = Some(now);
             }
         }
@@ -65,6 +81,22 @@ impl Accounting {
         traffic.query_us.add(self.query_us);
         traffic.bytes_received.add(self.bytes_in);
         traffic.bytes_sent.add(self.bytes_out);
+        for (i, n) in self
+            .query_buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+        {
+            // The sum goes with the first bucket: the histogram's sum is the total.
+            traffic.query_duration.add(i, u64::from(*n), 0);
+        }
+        traffic.query_duration.add(0, 0, self.query_us);
+        if let Some(us) = self.checkout_wait_us {
+            traffic.checkout_wait.add(duration_bucket(us), 1, us);
+        }
+        for code in &self.errors {
+            traffic.count_error(code);
+        }
         *self = Accounting::default();
     }
 }

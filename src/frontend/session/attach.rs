@@ -1,6 +1,7 @@
 //! The server connection's life within a session: checkout and parameter sync, release
 //! (after reading the WAL position for read-your-writes), loss, and hand-back at the end.
 
+use super::accounting::Accounting;
 use super::*;
 use crate::backend::own_queries::{insert_position_as_record_end, run_setup};
 
@@ -15,6 +16,7 @@ impl Session {
                 self.cluster.checkout_read_idle(&self.pools, &order)
             }
         };
+        let mut waited_us = 0;
         let mut conn = match idle {
             Some(conn) => conn,
             // Boxed: the waiting checkout's state is large and only needed here.
@@ -24,10 +26,9 @@ impl Session {
                 let conn = Box::pin(self.checkout(&mut d, &order)).await;
                 self.cancel.set_waiting(false);
                 let traffic = &self.cluster.stats.traffic;
+                waited_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 traffic.waits.incr();
-                traffic
-                    .wait_us
-                    .add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                traffic.wait_us.add(waited_us);
                 conn?
             }
         };
@@ -70,7 +71,7 @@ impl Session {
             fatal: None,
             decision: d,
             fresh: true,
-            acct: Default::default(),
+            acct: Accounting::after_checkout(waited_us),
         }));
         Ok(())
     }

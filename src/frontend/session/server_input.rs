@@ -250,7 +250,11 @@ fn on_error(
     failed: Option<Arc<StatementInfo>>,
     stale: &mut Vec<Arc<StatementInfo>>,
 ) -> bool {
-    match error_fields(frame) {
+    let fields = error_fields(frame);
+    if let Some(err) = &fields {
+        a.acct.errors.push(err.code.bytes());
+    }
+    match fields {
         Some(err) if err.severity == Severity::Fatal => {
             a.conn.broken = true;
             a.fatal = Some(err);
