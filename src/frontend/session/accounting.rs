@@ -2,15 +2,14 @@
 //! queries and transactions), kept in the session and added to the database's traffic
 //! counters when a transaction ends, so the hot path touches shared counters once per
 //! transaction. Two clock readings per request: when it is sent, and when its last
-//! ReadyForQuery comes.
+//! ReadyForQuery comes. A single-request transaction's time is its query's (no third
+//! subtraction); a query's duration goes into the histogram as it ends (one bucket).
 
-use crate::stats::{duration_bucket, Traffic, DURATION_BUCKETS};
+use crate::stats::{duration_bucket, Traffic};
 use std::time::Instant;
 
 #[derive(Default)]
 pub struct Accounting {
-    /// Queries answered, per duration bucket (few are non-zero; added at the flush).
-    query_buckets: [u32; DURATION_BUCKETS],
     /// How long the checkout of this connection waited (µs), until flushed.
     pub checkout_wait_us: Option<u64>,
     /// SQLSTATEs of the server's errors.
@@ -28,8 +27,9 @@ pub struct Accounting {
     pub bytes_out: u64,
 }
 
-fn micros(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// Microseconds from `start` to `end` (0 if the clock went backwards).
+fn between(start: Instant, end: Instant) -> u64 {
+    u64::try_from(end.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Accounting {
@@ -52,14 +52,14 @@ impl Accounting {
 
     /// A ReadyForQuery came: `idle` if it ends a transaction, `all_answered` if no other
     /// request is in flight.
-    pub fn ready(&mut self, idle: bool, all_answered: bool) {
+    pub fn ready(&mut self, idle: bool, all_answered: bool, traffic: &Traffic) {
         self.queries += 1;
         if all_answered {
             if let Some(since) = self.busy_since.take() {
                 let now = Instant::now();
-                let us = micros(now - since);
+                let us = between(since, now);
                 self.query_us += us;
-                self.query_buckets[duration_bucket(us)] += 1;
+                traffic.query_duration.add(duration_bucket(us), 1, us);
                 self.last_ready = Some(now);
             }
         }
@@ -71,32 +71,27 @@ impl Accounting {
     /// Adds what was counted to `traffic` and starts afresh (at a transaction's end, or
     /// when the connection goes).
     pub fn flush(&mut self, traffic: &Traffic) {
-        if let (Some(start), Some(end)) = (self.xact_since, self.last_ready) {
-            traffic
-                .xact_us
-                .add(micros(end.saturating_duration_since(start)));
-        }
+        let xact_us = match (self.xact_since, self.last_ready) {
+            _ if self.queries == 1 => self.query_us,
+            (Some(start), Some(end)) => between(start, end),
+            _ => 0,
+        };
+        traffic.xact_us.add(xact_us);
         traffic.xacts.add(self.xacts);
         traffic.queries.add(self.queries);
         traffic.query_us.add(self.query_us);
         traffic.bytes_received.add(self.bytes_in);
         traffic.bytes_sent.add(self.bytes_out);
-        for (i, n) in self
-            .query_buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-        {
-            // The sum goes with the first bucket: the histogram's sum is the total.
-            traffic.query_duration.add(i, u64::from(*n), 0);
-        }
-        traffic.query_duration.add(0, 0, self.query_us);
-        if let Some(us) = self.checkout_wait_us {
+        if let Some(us) = self.checkout_wait_us.take() {
             traffic.checkout_wait.add(duration_bucket(us), 1, us);
         }
-        for code in &self.errors {
-            traffic.count_error(code);
+        for code in self.errors.drain(..) {
+            traffic.count_error(&code);
         }
-        *self = Accounting::default();
+        self.xact_since = None;
+        self.busy_since = None;
+        self.last_ready = None;
+        (self.queries, self.xacts, self.query_us) = (0, 0, 0);
+        (self.bytes_in, self.bytes_out) = (0, 0);
     }
 }

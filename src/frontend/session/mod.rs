@@ -441,6 +441,7 @@ impl Session {
             wanted: &mut self.wanted,
             startup: &self.startup,
             release_at_idle,
+            traffic: &self.cluster.stats.traffic,
         };
         let outcome = self
             .input

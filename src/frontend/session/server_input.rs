@@ -58,6 +58,8 @@ pub struct Tracking<'a> {
     pub startup: &'a ParamMap,
     /// Transaction pooling: the connection can go back at ReadyForQuery('I').
     pub release_at_idle: bool,
+    /// The database's counters (query durations are observed as they end).
+    pub traffic: &'a crate::stats::Traffic,
 }
 
 /// How far one pass over the server buffer got.
@@ -226,7 +228,8 @@ fn inspect(
             a.status = status;
             a.pending = a.pending.saturating_sub(1);
             a.answered += 1;
-            a.acct.ready(status == TxStatus::Idle, a.pending == 0);
+            a.acct
+                .ready(status == TxStatus::Idle, a.pending == 0, t.traffic);
             settle(a, t.wanted, t.startup, status);
         }
         b'E' => return Ok(on_error(a, frame, failed, stale)),
