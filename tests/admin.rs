@@ -1,6 +1,6 @@
 //! Operating Switchyard: the admin console (virtual database `switchyard`, alias
 //! `pgbouncer`) with each SHOW checked by its rows under known traffic, its errors and who
-//! may log in; the client limit; a listen port shared by two instances; JSON logs.
+//! may log in; and `/metrics`, `/healthz`, `/readyz` on `metrics_listen`.
 
 #![allow(clippy::err_expect)]
 
@@ -255,100 +255,6 @@ async fn console_errors_and_who_may_log_in() {
     assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e}");
     assert!(proxy::message(&e).contains("admin_users"), "{e}");
     plain.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_beyond_max_client_connections_are_refused_with_53300() {
-    let cluster = PgCluster::shared();
-    let server = proxy::start(cluster, "max_client_connections = 2", "").await;
-    let a = proxy::connect(&server).await;
-    let b = proxy::connect(&server).await;
-    let e = proxy::connect_as(&server, APP_USER, APP_PASSWORD, APP_DB)
-        .await
-        .err()
-        .expect("a third client is one too many");
-    assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "{e}");
-    assert!(
-        proxy::message(&e).contains("max_client_connections = 2"),
-        "{e}"
-    );
-    // The others are served, and a place freed is taken again.
-    a.simple_query("SELECT 1").await.unwrap();
-    drop(b);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let c = proxy::connect(&server).await;
-    c.simple_query("SELECT 1").await.unwrap();
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_a_port_with_so_reuseport() {
-    let cluster = PgCluster::shared();
-    let text = proxy::config_text(cluster, "so_reuseport = true", "");
-    let first = proxy::start_with(&text).await;
-    // The second binds the very port the first was given.
-    let port = first.addr.port();
-    let second =
-        proxy::start_with(&text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).await;
-    assert_eq!(second.addr.port(), port);
-    // The old one leaves (a rolling upgrade): new clients keep logging in on the port.
-    first.stop().await;
-    for _ in 0..20 {
-        let c = proxy::connect_as(&second, APP_USER, APP_PASSWORD, APP_DB)
-            .await
-            .expect("served by the instance that stays");
-        c.simple_query("SELECT 1").await.unwrap();
-    }
-    second.stop().await;
-    // Without so_reuseport the port cannot be bound twice.
-    let alone = proxy::start_with(&proxy::config_text(cluster, "", "")).await;
-    let config = switchyard::config::Config::from_toml_str(&proxy::config_text(cluster, "", ""))
-        .expect("config");
-    let app = switchyard::app::App::new(config).expect("app");
-    assert!(switchyard::app::Server::start(app, alone.addr)
-        .await
-        .is_err());
-    alone.stop().await;
-}
-
-#[test]
-fn log_format_json_writes_one_object_per_line() {
-    let cluster = PgCluster::shared();
-    let dir = std::env::temp_dir().join(format!("sy-json-log-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("switchyard.toml");
-    std::fs::write(
-        &config,
-        proxy::config_text(cluster, "log_format = \"json\"", ""),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run switchyard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let mut seen = Vec::new();
-    while let Some(Ok(line)) = lines.next() {
-        let value: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        seen.push(value);
-        if line.contains("listening") {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    let last = seen.last().expect("a log line");
-    assert_eq!(last["fields"]["message"], "listening", "{last}");
-    assert!(
-        last["level"].is_string() && last["timestamp"].is_string(),
-        "{last}"
-    );
 }
 
 /// GET `path` from the metrics listener: (status code, body).

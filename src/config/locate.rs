@@ -153,6 +153,9 @@ pub(super) const DATABASE_KEYS: &[&str] = &[
     "max_replica_lag_bytes",
     "max_replica_lag_ms",
     "primary_wait_timeout_ms",
+    "query_timeout_ms",
+    "idle_transaction_timeout_ms",
+    "client_idle_timeout_ms",
     "server_tls",
     "server_ca",
 ];

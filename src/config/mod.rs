@@ -3,6 +3,7 @@
 //! (with the line and key path; see `validate`).
 
 mod access;
+mod host_addr;
 mod locate;
 mod operations;
 mod types;
@@ -15,7 +16,8 @@ pub use access::{
     DEFAULT_AUTH_QUERY, DEFAULT_AUTH_QUERY_LIFETIME_MS,
 };
 pub use operations::{
-    ConsoleRole, LogFormat, Operations, CONSOLE_DATABASES, DEFAULT_MAX_CLIENT_CONNECTIONS,
+    ClientTimeouts, ConsoleRole, LogFormat, Operations, CONSOLE_DATABASES,
+    DEFAULT_MAX_CLIENT_CONNECTIONS,
 };
 pub use types::{
     password_kind, AuthMethod, Config, Database, HostAddr, HostAddrError, LoadBalancing,

@@ -39,6 +39,18 @@ pub struct Operations {
     pub so_reuseport: bool,
 }
 
+/// A database's timeouts for its clients (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientTimeouts {
+    /// A statement running longer is cancelled on the server; the client gets 57014.
+    pub query_timeout_ms: u64,
+    /// A client idle inside a transaction longer is disconnected (25P03); the server
+    /// connection is rolled back and reused.
+    pub idle_transaction_timeout_ms: u64,
+    /// A client idle outside a transaction longer is disconnected (57P05).
+    pub client_idle_timeout_ms: u64,
+}
+
 /// What a user may do on the admin console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleRole {

@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::locate::{from_toml_error, key_segment, line_of};
-use super::operations::Operations;
+use super::operations::{ClientTimeouts, Operations};
 use super::types::{
     AuthMethod, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase, RawUser, User,
     DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
@@ -323,22 +323,52 @@ impl Checker<'_> {
                 "user name",
             )?,
             ban_time_ms: limit(raw.ban_time_ms, "ban_time_ms", 5000)?,
-            max_replica_lag_bytes: self.int(
-                raw.max_replica_lag_bytes,
-                &at("max_replica_lag_bytes"),
-                16 * 1024 * 1024,
-                0,
-                u64::MAX,
-                "",
-            )?,
+            max_replica_lag_bytes: self
+                .lag_bytes(raw.max_replica_lag_bytes, &at("max_replica_lag_bytes"))?,
             max_replica_lag_ms: limit(raw.max_replica_lag_ms, "max_replica_lag_ms", 10_000)?,
             primary_wait_timeout_ms: limit(
                 raw.primary_wait_timeout_ms,
                 "primary_wait_timeout_ms",
                 5000,
             )?,
+            timeouts: self.client_timeouts(
+                path,
+                [
+                    raw.query_timeout_ms,
+                    raw.idle_transaction_timeout_ms,
+                    raw.client_idle_timeout_ms,
+                ],
+            )?,
             server_tls,
             server_ca,
+        })
+    }
+
+    /// `max_replica_lag_bytes`: 16 MiB by default, 0 for no limit.
+    fn lag_bytes(&self, v: Option<Spanned<u64>>, path: &str) -> Result<u64, ConfigError> {
+        self.int(v, path, 16 * 1024 * 1024, 0, u64::MAX, "")
+    }
+
+    /// `query_timeout_ms`, `idle_transaction_timeout_ms`, `client_idle_timeout_ms` (in that
+    /// order): 0 (the default) is none.
+    fn client_timeouts(
+        &self,
+        path: &str,
+        raw: [Option<Spanned<u64>>; 3],
+    ) -> Result<ClientTimeouts, ConfigError> {
+        let keys = [
+            "query_timeout_ms",
+            "idle_transaction_timeout_ms",
+            "client_idle_timeout_ms",
+        ];
+        let mut ms = [0; 3];
+        for ((value, key), out) in raw.into_iter().zip(keys).zip(&mut ms) {
+            *out = self.int(value, &format!("{path}.{key}"), 0, 0, MAX_DURATION_MS, "")?;
+        }
+        Ok(ClientTimeouts {
+            query_timeout_ms: ms[0],
+            idle_transaction_timeout_ms: ms[1],
+            client_idle_timeout_ms: ms[2],
         })
     }
 

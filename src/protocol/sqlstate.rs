@@ -25,6 +25,8 @@ impl SqlState {
     pub const SYNTAX_ERROR: SqlState = SqlState::of("42601");
     pub const UNDEFINED_OBJECT: SqlState = SqlState::of("42704");
     pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState::of("42501");
+    pub const IDLE_IN_TRANSACTION_TIMEOUT: SqlState = SqlState::of("25P03");
+    pub const IDLE_SESSION_TIMEOUT: SqlState = SqlState::of("57P05");
 
     /// A code known when compiling; anything but five valid characters fails the build.
     const fn of(code: &str) -> SqlState {

@@ -41,6 +41,11 @@ impl Accounting {
         }
     }
 
+    /// When the request in flight was sent, if one is.
+    pub fn busy_since(&self) -> Option<Instant> {
+        self.busy_since
+    }
+
     /// A request (a sync point) went to the server.
     pub fn request_sent(&mut self) {
         if self.busy_since.is_none() {

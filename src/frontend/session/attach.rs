@@ -72,6 +72,7 @@ impl Session {
             decision: d,
             fresh: true,
             acct: Accounting::after_checkout(waited_us),
+            cancelled_at: None,
         }));
         Ok(())
     }

@@ -34,4 +34,6 @@ pub struct Attached {
     pub fresh: bool,
     /// Queries, transactions, bytes and times, for the database's counters.
     pub acct: Accounting,
+    /// `query_timeout_ms` cancelled the request numbered this (`sent` then).
+    pub cancelled_at: Option<u64>,
 }

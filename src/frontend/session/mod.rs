@@ -8,6 +8,7 @@ mod attach;
 mod attached;
 mod forward;
 mod server_input;
+mod timeouts;
 
 pub use attached::Attached;
 
@@ -62,6 +63,8 @@ enum Woke {
     Client,
     Gone,
     Shutdown,
+    /// `client_idle_timeout_ms` passed.
+    IdleTimeout,
 }
 
 /// What the loop does next.
@@ -157,6 +160,8 @@ impl Session {
             // A hand-written wait: `readable()` and `select!` would keep a 150-byte waiter and
             // their own state in every idle session's task; `poll_read_ready` keeps the waker
             // in the socket's registration, and `poll_shutdown` in the cancel registration.
+            // Boxed, and only with client_idle_timeout_ms set: most idle clients hold none.
+            let mut idle_timer = self.idle_timer();
             let woke = std::future::poll_fn(|cx| {
                 if let Poll::Ready(r) = self.io.stream.poll_read_ready(cx) {
                     return Poll::Ready(match r {
@@ -164,9 +169,15 @@ impl Session {
                         Err(_) => Woke::Gone,
                     });
                 }
+                if let Some(t) = idle_timer.as_mut() {
+                    if t.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woke::IdleTimeout);
+                    }
+                }
                 self.cancel.poll_shutdown(cx).map(|()| Woke::Shutdown)
             })
             .await;
+            drop(idle_timer);
             let flow = match woke {
                 Woke::Client => Box::pin(self.serve_request()).await,
                 Woke::Gone => Flow::Close,
@@ -174,6 +185,7 @@ impl Session {
                     Box::pin(self.say_shutting_down()).await;
                     Flow::Close
                 }
+                Woke::IdleTimeout => Box::pin(self.idle_timeout_fired()).await,
             };
             if let Flow::Close = flow {
                 Box::pin(self.detach_on_close()).await;
@@ -308,6 +320,8 @@ impl Session {
 
     /// One wait while a server is attached: whichever side speaks first.
     async fn step_attached(&mut self) -> Flow {
+        // A timeout (query, idle in transaction, idle in session mode) only when one is set.
+        let deadline = self.attached_deadline();
         let Some(a) = self.server.as_mut() else {
             return Flow::Continue;
         };
@@ -318,6 +332,15 @@ impl Session {
         buffers::ensure_room(&mut b.sin, 4096);
         buffers::ensure_room(&mut b.cin, 1024);
         let server_stream = &mut a.conn.stream;
+        let timer = async {
+            match deadline {
+                Some((at, limit)) => {
+                    tokio::time::sleep_until(at).await;
+                    limit
+                }
+                None => std::future::pending().await,
+            }
+        };
         // The server is read first: it is what a request waits for.
         tokio::select! {
             biased;
@@ -335,6 +358,7 @@ impl Session {
                     "terminating connection because Switchyard is shutting down")).await;
                 Flow::Close
             }
+            limit = timer => Box::pin(self.on_timeout(limit)).await,
         }
     }
 

@@ -1,0 +1,226 @@
+//! Limits and timeouts, and running several instances: `max_client_connections` (53300),
+//! `query_timeout_ms` (57014, the client keeps its connection), `idle_transaction_timeout_ms`
+//! (25P03, the server connection rolled back and reused), `client_idle_timeout_ms` (57P05),
+//! a listen port shared with `so_reuseport`, and JSON logs.
+
+#![allow(clippy::err_expect)]
+
+mod common;
+
+use common::cluster::*;
+use common::proxy::{self, sqlstate};
+use std::time::Duration;
+use switchyard::app::Server;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_beyond_max_client_connections_are_refused_with_53300() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(cluster, "max_client_connections = 2", "").await;
+    let a = proxy::connect(&server).await;
+    let b = proxy::connect(&server).await;
+    let e = proxy::connect_as(&server, APP_USER, APP_PASSWORD, APP_DB)
+        .await
+        .err()
+        .expect("a third client is one too many");
+    assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "{e}");
+    assert!(
+        proxy::message(&e).contains("max_client_connections = 2"),
+        "{e}"
+    );
+    // The others are served, and a place freed is taken again.
+    a.simple_query("SELECT 1").await.unwrap();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = proxy::connect(&server).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_a_port_with_so_reuseport() {
+    let cluster = PgCluster::shared();
+    let text = proxy::config_text(cluster, "so_reuseport = true", "");
+    let first = proxy::start_with(&text).await;
+    // The second binds the very port the first was given.
+    let port = first.addr.port();
+    let second =
+        proxy::start_with(&text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).await;
+    assert_eq!(second.addr.port(), port);
+    // The old one leaves (a rolling upgrade): new clients keep logging in on the port.
+    first.stop().await;
+    for _ in 0..20 {
+        let c = proxy::connect_as(&second, APP_USER, APP_PASSWORD, APP_DB)
+            .await
+            .expect("served by the instance that stays");
+        c.simple_query("SELECT 1").await.unwrap();
+    }
+    second.stop().await;
+    // Without so_reuseport the port cannot be bound twice.
+    let alone = proxy::start_with(&proxy::config_text(cluster, "", "")).await;
+    let config = switchyard::config::Config::from_toml_str(&proxy::config_text(cluster, "", ""))
+        .expect("config");
+    let app = switchyard::app::App::new(config).expect("app");
+    assert!(switchyard::app::Server::start(app, alone.addr)
+        .await
+        .is_err());
+    alone.stop().await;
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let cluster = PgCluster::shared();
+    let dir = std::env::temp_dir().join(format!("sy-json-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        proxy::config_text(cluster, "log_format = \"json\"", ""),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run switchyard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        seen.push(value);
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let last = seen.last().expect("a log line");
+    assert_eq!(last["fields"]["message"], "listening", "{last}");
+    assert!(
+        last["level"].is_string() && last["timestamp"].is_string(),
+        "{last}"
+    );
+}
+
+/// Connects as app and keeps the connection task's result (what ended it).
+async fn connect_watched(
+    server: &Server,
+) -> (
+    Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
+    let s = proxy::conn_str(server, APP_USER, APP_PASSWORD, APP_DB);
+    let (client, conn) = tokio_postgres::connect(&s, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    (client, tokio::spawn(conn))
+}
+
+/// The SQLSTATE that ended a watched connection.
+async fn ended_with(conn: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>) -> String {
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the connection ends")
+        .expect("task");
+    let e = ended.err().expect("ended by an error");
+    sqlstate(&e).unwrap_or_else(|| panic!("no SQLSTATE: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_timeout_cancels_the_statement_and_keeps_the_client() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(
+        cluster,
+        "",
+        "query_timeout_ms = 300\nrouting = \"primary_only\"",
+    )
+    .await;
+    let c = proxy::connect(&server).await;
+    let started = std::time::Instant::now();
+    let e = c
+        .simple_query("SELECT pg_sleep(5)")
+        .await
+        .err()
+        .expect("cancelled");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The client keeps its connection, and a statement within the limit runs.
+    c.simple_query("SELECT pg_sleep(0.1)").await.unwrap();
+    let left = cluster.primary.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(5)%' AND state = 'active'",
+    );
+    assert_eq!(left, "0", "the server statement is gone");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_transaction_timeout_disconnects_and_rolls_back() {
+    let cluster = PgCluster::shared();
+    cluster
+        .primary
+        .psql("CREATE TABLE IF NOT EXISTS idle_tx (x int)");
+    let server = proxy::start(
+        cluster,
+        "",
+        "idle_transaction_timeout_ms = 300\nrouting = \"primary_only\"",
+    )
+    .await;
+    let (c, conn) = connect_watched(&server).await;
+    c.batch_execute("BEGIN; LOCK TABLE idle_tx").await.unwrap();
+    let rows = c.simple_query("SELECT pg_backend_pid()").await.unwrap();
+    let pid = rows
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("a pid");
+    assert_eq!(ended_with(conn).await, "25P03");
+    // The lock is gone, and the server connection was rolled back and kept.
+    let other = proxy::connect(&server).await;
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        other.batch_execute("BEGIN; LOCK TABLE idle_tx; COMMIT"),
+    )
+    .await
+    .expect("the lock was released")
+    .unwrap();
+    let state = cluster.primary.psql(&format!(
+        "SELECT state FROM pg_stat_activity WHERE pid = {pid}"
+    ));
+    assert_eq!(
+        state, "idle",
+        "server connection {pid} is reused, not closed"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_idle_timeout_disconnects_idle_clients_in_both_pool_modes() {
+    let cluster = PgCluster::shared();
+    for mode in ["transaction", "session"] {
+        let db = format!("client_idle_timeout_ms = 300\npool_mode = \"{mode}\"");
+        let server = proxy::start(cluster, "", &db).await;
+        let (c, conn) = connect_watched(&server).await;
+        c.simple_query("SELECT 1").await.unwrap();
+        assert_eq!(ended_with(conn).await, "57P05", "{mode}");
+        // A client that keeps busy is not disconnected.
+        let busy = proxy::connect(&server).await;
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            busy.simple_query("SELECT 1")
+                .await
+                .expect("busy client served");
+        }
+        server.stop().await;
+    }
+}
