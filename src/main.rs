@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         println!("switchyard: {} is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
+    app.set_config_path(cli.config.clone());
     // One worker: a single-threaded runtime (no work stealing, no cross-thread wake-ups).
     let mut rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -82,8 +83,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
-        tracing::info!("signal received: draining");
+        tokio::spawn(reload_on_sighup(server.app.clone()));
+        tokio::select! {
+            () = wait_for_signal() => tracing::info!("signal received: draining"),
+            // The console's SHUTDOWN.
+            _ = wait_shutdown(server.app.shutdown_signal()) => tracing::info!("SHUTDOWN: draining"),
+        }
         server.stop().await;
         ExitCode::SUCCESS
     })
@@ -100,6 +105,22 @@ fn init_logging(format: LogFormat) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .init(),
     }
+}
+
+/// SIGHUP reloads the config file (an invalid one changes nothing; the error is logged).
+async fn reload_on_sighup(app: std::sync::Arc<App>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config file");
+        let _ = app.reload();
+    }
+}
+
+async fn wait_shutdown(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 async fn wait_for_signal() {

@@ -325,7 +325,15 @@ async fn metrics_move_with_traffic_and_health_endpoints_answer() {
         c.simple_query(&format!("SELECT {i}")).await.unwrap();
     }
     assert!(c.simple_query("SELECT 1/0").await.is_err());
-    let after = scrape(at).await;
+    // A session adds its counts right after its reply is written: wait a moment for the last.
+    let mut after = scrape(at).await;
+    for _ in 0..40 {
+        if sample(&after, "switchyard_transactions_total", &db) - tx0 >= 21.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = scrape(at).await;
+    }
     let tx1 = sample(&after, "switchyard_transactions_total", &db);
     assert!(tx1 - tx0 >= 21.0, "transactions went {tx0} -> {tx1}");
     assert!(sample(&after, "switchyard_sent_bytes_total", &db) > 0.0);

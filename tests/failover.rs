@@ -346,3 +346,48 @@ async fn a_client_leaving_while_waiting_for_a_primary_is_let_go() {
         started.elapsed()
     );
 }
+
+/// A planned switchover: PAUSE under pgbench, the primary stopped and the replica promoted,
+/// RESUME once Switchyard sees the new primary. pgbench sees no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_switchover_with_pause_fails_no_transaction() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start(1);
+    proxy::pgbench(cluster.primary.port, &["-i", "-s", "1", "-q"]).await;
+    tokio::task::block_in_place(|| cluster.wait_replicas_caught_up());
+    let server = proxy::start(
+        &cluster,
+        "admin_users = [\"app\"]",
+        &format!("{FAST}\nprimary_wait_timeout_ms = 10000"),
+    )
+    .await;
+    wait_topology(&server, "roles discovered", |s| s.primary() == Some(0)).await;
+    let console = proxy::connect_as(&server, APP_USER, APP_PASSWORD, "switchyard")
+        .await
+        .expect("console");
+    let port = server.addr.port();
+    let bench = tokio::spawn(async move {
+        proxy::pgbench(port, &["-n", "-c", "4", "-j", "2", "-T", "8"]).await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    console.simple_query("PAUSE").await.expect("pause");
+    tokio::task::block_in_place(|| {
+        cluster.primary.stop();
+        cluster.replicas[0].promote();
+    });
+    wait_topology(&server, "the promoted replica as primary", |s| {
+        s.primary() == Some(1)
+    })
+    .await;
+    console.simple_query("RESUME").await.expect("resume");
+    let out = bench.await.expect("pgbench task");
+    assert!(out.contains("number of failed transactions: 0"), "{out}");
+    let tx: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a transaction count");
+    assert!(tx > 0, "{out}");
+    server.stop().await;
+}

@@ -63,6 +63,8 @@ async fn answer(
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     const TEXT: &str = "text/plain; charset=utf-8";
+    // The generation a reload made last.
+    let shared = shared.newest();
     if req.method() != Method::GET {
         return Ok(reply(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -23,14 +23,15 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (use port 0 for any) and starts serving on the current runtime.
     pub async fn start(app: Arc<App>, addr: SocketAddr) -> std::io::Result<Server> {
-        let listener = Listener::bind_shared(addr, app.config().operations.so_reuseport)?;
+        let ops = app.shared().config.operations.clone();
+        let listener = Listener::bind_shared(addr, ops.so_reuseport)?;
         let addr = listener.local_addr()?;
-        let metrics_addr = match app.config().operations.metrics_listen {
+        let metrics_addr = match ops.metrics_listen {
             Some(at) => {
                 let metrics = tokio::net::TcpListener::bind(at).await?;
                 let bound = metrics.local_addr()?;
                 tracing::info!(addr = %bound, "metrics listening");
-                let shared = app.shared().clone();
+                let shared = app.shared();
                 tokio::spawn(super::http::serve(metrics, shared, app.shutdown_signal()));
                 Some(bound)
             }
@@ -102,7 +103,7 @@ impl Drop for Live {
 async fn serve(app: Arc<App>, listener: Listener) {
     let sessions = Arc::new(Sessions::default());
     let mut shutdown = app.shutdown_signal();
-    let max_clients = app.config().operations.max_client_connections;
+    let max_clients = app.shared().config.operations.max_client_connections;
     tracing::info!(addr = ?listener.local_addr().ok(), "listening");
     loop {
         tokio::select! {
@@ -112,7 +113,7 @@ async fn serve(app: Arc<App>, listener: Listener) {
                     // packet (a cancel request is still served).
                     let over_limit = sessions.count() >= max_clients;
                     let live = sessions.enter();
-                    let client = handle_client(app.shared().clone(), stream, peer, over_limit);
+                    let client = handle_client(app.shared(), stream, peer, over_limit);
                     tokio::spawn(client.map(move |()| drop(live)));
                 }
                 Err(e) => {
@@ -125,7 +126,7 @@ async fn serve(app: Arc<App>, listener: Listener) {
         }
     }
     drop(listener);
-    let timeout = app.config().shutdown_timeout();
+    let timeout = app.shared().config.shutdown_timeout();
     tracing::info!(
         sessions = sessions.count(),
         "shutting down: waiting for sessions"

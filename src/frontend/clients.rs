@@ -41,6 +41,8 @@ struct SlotState {
     info: Option<Box<ClientInfo>>,
     /// It waits for a server connection.
     waiting: bool,
+    /// The console's KILL: the session ends at its next wait.
+    killed: bool,
 }
 
 /// One client as [`ClientRegistry::clients`] reports it.
@@ -135,6 +137,31 @@ impl ClientRegistry {
         lock(&self.entries).len()
     }
 
+    /// KILL: every client of `database` is told to end (woken now if it waits); returns the
+    /// server connections they are using, to cancel what runs there.
+    pub fn kill(&self, database: &str) -> Vec<Arc<CancelTarget>> {
+        let slots: Vec<Slot> = lock(&self.entries)
+            .values()
+            .map(|(_, s)| s.clone())
+            .collect();
+        let mut busy = Vec::new();
+        for slot in slots {
+            let mut st = lock(&slot);
+            if st
+                .info
+                .as_ref()
+                .is_some_and(|i| i.cluster.db.name == database)
+            {
+                st.killed = true;
+                busy.extend(st.target.clone());
+                if let Some(w) = st.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        busy
+    }
+
     /// Every logged-in client (those registered with their info), in no particular order.
     pub fn clients(&self) -> Vec<ClientRow> {
         let slots: Vec<(i32, Slot)> = lock(&self.entries)
@@ -165,6 +192,11 @@ impl Registration {
         lock(&self.slot).target = target;
     }
 
+    /// The console killed this client (KILL).
+    pub fn killed(&self) -> bool {
+        lock(&self.slot).killed
+    }
+
     /// The client waits for a server connection (true) or no longer does.
     pub fn set_waiting(&self, waiting: bool) {
         lock(&self.slot).waiting = waiting;
@@ -178,6 +210,9 @@ impl Registration {
         }
         {
             let mut st = lock(&self.slot);
+            if st.killed {
+                return Poll::Ready(());
+            }
             if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 st.waker = Some(cx.waker().clone());
             }

@@ -306,7 +306,7 @@ mod tests {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let stream = Stream::connect(addr).await.unwrap();
-        let fut = handle_client(app.shared().clone(), stream, addr, false);
+        let fut = handle_client(app.shared(), stream, addr, false);
         let size = std::mem::size_of_val(&fut);
         // 976 bytes at first; 752 once the idle wait and the error paths were slimmed; 248
         // with the session moved into `run`, one boxed buffer set, boxed statement names and

@@ -8,6 +8,7 @@ pub mod auth_query;
 pub mod authenticate;
 pub mod client_io;
 pub mod clients;
+pub mod control;
 pub mod local_answers;
 pub mod login;
 pub mod login_throttle;

@@ -27,6 +27,7 @@ impl SqlState {
     pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState::of("42501");
     pub const IDLE_IN_TRANSACTION_TIMEOUT: SqlState = SqlState::of("25P03");
     pub const IDLE_SESSION_TIMEOUT: SqlState = SqlState::of("57P05");
+    pub const CONFIG_FILE_ERROR: SqlState = SqlState::of("F0000");
 
     /// A code known when compiling; anything but five valid characters fails the build.
     const fn of(code: &str) -> SqlState {

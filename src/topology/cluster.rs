@@ -40,17 +40,28 @@ pub struct Cluster {
     pools: Mutex<HashMap<String, Arc<UserPools>>>,
     /// Per host: bumped when its role changes, so older pooled connections are not reused.
     generations: Arc<Vec<AtomicU64>>,
+    /// PAUSE / RESUME from the console.
+    pub(super) pause: super::admin_state::PauseSwitch,
+    /// Set when the cluster is retired (shutdown, or a reload that replaced it): its health
+    /// checker and pool drain end.
+    pub stop: watch::Sender<bool>,
 }
 
 impl Cluster {
-    pub fn new(db: Database, settings: PoolSettings, server_tls: Arc<ServerTlsConfig>) -> Self {
+    /// A cluster for `db`; `stats` carries a replaced cluster's counters over (reload).
+    pub fn new(
+        db: Database,
+        settings: PoolSettings,
+        server_tls: Arc<ServerTlsConfig>,
+        stats: Option<Arc<ClusterStats>>,
+    ) -> Self {
         let addrs: Vec<String> = db.hosts.iter().map(|h| h.to_string()).collect();
         let policy = Policy {
             ban_time: Duration::from_millis(db.ban_time_ms),
             max_lag_bytes: db.max_replica_lag_bytes,
             max_lag_ms: db.max_replica_lag_ms,
         };
-        let stats = crate::router::cluster_stats();
+        let stats = stats.unwrap_or_else(crate::router::cluster_stats);
         Cluster {
             classifier: Classifier::new(
                 &db.write_functions,
@@ -66,6 +77,8 @@ impl Cluster {
             server_tls,
             turn: AtomicUsize::new(0),
             pools: Mutex::default(),
+            pause: Default::default(),
+            stop: watch::channel(false).0,
         }
     }
 
@@ -105,6 +118,22 @@ impl Cluster {
         });
         map.insert(user.to_string(), p.clone());
         p
+    }
+
+    /// Ends the cluster's background tasks (health checks, pool drains).
+    pub fn retire(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The pools of users `keep` rejects are forgotten: new sessions make new ones (with
+    /// the user's new secret); sessions holding the old ones finish with them.
+    pub fn forget_users(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut map = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<String> = map.keys().filter(|u| !keep(u)).cloned().collect();
+        for u in &gone {
+            map.remove(u);
+        }
+        gone
     }
 
     /// Every pool of every user (for shutdown and statistics).
@@ -260,6 +289,13 @@ impl Cluster {
             }
         }
         None
+    }
+
+    /// Connections made before now are not reused (on every host).
+    pub(super) fn bump_generations(&self) {
+        for g in self.generations.iter() {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Follows topology changes: a host whose role changed, or that went down or was fenced,

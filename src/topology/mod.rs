@@ -2,6 +2,7 @@
 //! hosts are banned or fenced: a checker task per cluster polls every host over its own
 //! connection and publishes an immutable snapshot that routing reads without waiting.
 
+mod admin_state;
 pub mod cluster;
 pub mod decide;
 pub mod state;

@@ -1,5 +1,6 @@
 //! The console's commands, parsed from a simple Query's text: `SHOW <what>` (and `SHOW ROUTE
-//! <sql>`), case-insensitive, with or without a trailing semicolon.
+//! <sql>`), and the admin commands `PAUSE [db]`, `RESUME [db]`, `RECONNECT [db]`, `KILL db`,
+//! `RELOAD`, `SHUTDOWN`; case-insensitive, with or without a trailing semicolon.
 
 use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
@@ -11,6 +12,23 @@ pub enum Command {
     ShowRoute(String),
     /// An empty query (only whitespace and semicolons).
     Empty,
+    /// Admin only.
+    Admin(Admin),
+}
+
+/// The commands only `admin_users` may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// New transactions wait; returns once those in flight have finished.
+    Pause(Option<String>),
+    Resume(Option<String>),
+    /// Every server connection is replaced (idle ones now, busy ones when returned).
+    Reconnect(Option<String>),
+    /// The database's clients are disconnected and its server connections closed; it stays
+    /// paused until RESUME.
+    Kill(String),
+    Reload,
+    Shutdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +76,9 @@ pub fn parse(text: &str) -> Result<Command, PgError> {
         return Ok(Command::Empty);
     }
     let (verb, rest) = split_word(text);
+    if let Some(admin) = admin(verb, rest)? {
+        return Ok(Command::Admin(admin));
+    }
     if !verb.eq_ignore_ascii_case("show") {
         return Err(PgError::error(
             SqlState::SYNTAX_ERROR,
@@ -89,6 +110,44 @@ pub fn parse(text: &str) -> Result<Command, PgError> {
             ),
         )),
     }
+}
+
+/// An admin command, if `verb` names one; its database argument checked for shape.
+fn admin(verb: &str, rest: &str) -> Result<Option<Admin>, PgError> {
+    let db = || (!rest.is_empty()).then(|| rest.trim_matches('"').to_string());
+    let none = |name: &str| -> Result<(), PgError> {
+        match rest.is_empty() {
+            true => Ok(()),
+            false => Err(PgError::error(
+                SqlState::SYNTAX_ERROR,
+                format!("{name} takes no arguments"),
+            )),
+        }
+    };
+    let v = verb.to_ascii_uppercase();
+    let known = ["PAUSE", "RESUME", "RECONNECT", "KILL", "RELOAD", "SHUTDOWN"];
+    if !known.contains(&v.as_str()) {
+        return Ok(None);
+    }
+    if rest.split_whitespace().count() > 1 {
+        return Err(PgError::error(
+            SqlState::SYNTAX_ERROR,
+            format!("{v} takes at most one database name"),
+        ));
+    }
+    Ok(Some(match v.as_str() {
+        "PAUSE" => Admin::Pause(db()),
+        "RESUME" => Admin::Resume(db()),
+        "RECONNECT" => Admin::Reconnect(db()),
+        "KILL" => {
+            Admin::Kill(db().ok_or_else(|| {
+                PgError::error(SqlState::SYNTAX_ERROR, "KILL needs a database name")
+            })?)
+        }
+        "RELOAD" => none("RELOAD").map(|()| Admin::Reload)?,
+        "SHUTDOWN" => none("SHUTDOWN").map(|()| Admin::Shutdown)?,
+        _ => return Ok(None),
+    }))
 }
 
 /// The first whitespace-separated word and the rest (trimmed).

@@ -5,6 +5,7 @@
 //! taken for that command. One file per command family; column names, order and types
 //! follow PgBouncer 1.18 where the concept is the same, Switchyard's own columns last.
 
+mod admin_commands;
 mod averages;
 mod command;
 mod result_set;
@@ -23,7 +24,7 @@ use super::client_io::{ClientIo, ReadError};
 use super::clients::ClientRow;
 use super::Shared;
 use crate::backend::pool::PoolReport;
-use crate::config::{PoolMode, CONSOLE_DATABASES};
+use crate::config::{ConsoleRole, PoolMode, CONSOLE_DATABASES};
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
 use crate::stats::TrafficTotals;
@@ -129,8 +130,9 @@ pub fn is_console(shared: &Shared, database: &str) -> bool {
     CONSOLE_DATABASES.contains(&database) && shared.cluster(database).is_none()
 }
 
-/// Serves an authenticated console client until it leaves.
-pub async fn serve(shared: &Shared, mut io: ClientIo, user: &str, peer: SocketAddr) {
+/// Serves an authenticated console client until it leaves. Each command sees the newest
+/// generation (after a reload).
+pub async fn serve(shared: &Arc<Shared>, mut io: ClientIo, user: &str, peer: SocketAddr) {
     let Some(role) = shared.config.operations.console_role(user) else {
         tracing::info!(%peer, %user, "console login refused: not in admin_users or stats_users");
         io.send_error(&PgError::fatal(
@@ -168,7 +170,7 @@ pub async fn serve(shared: &Shared, mut io: ClientIo, user: &str, peer: SocketAd
         match frame[0] {
             b'Q' => {
                 let sql = crate::protocol::client_msgs::query_sql(&frame).unwrap_or("");
-                answer(shared, sql, io.out());
+                answer(&shared.newest(), role, sql, io.out()).await;
                 messages::ready_for_query(io.out(), TxStatus::Idle);
             }
             b'X' => return,
@@ -201,18 +203,28 @@ fn greet(io: &mut ClientIo) {
     messages::ready_for_query(out, TxStatus::Idle);
 }
 
-/// Runs one console query into `out` (rows and CommandComplete, or an error). Every command
-/// so far is a SHOW, which both console roles may run.
-fn answer(shared: &Shared, sql: &str, out: &mut bytes::BytesMut) {
-    let result = command::parse(sql).map(|cmd| match cmd {
-        Command::Empty => None,
-        Command::ShowRoute(sql) => Some(show_route::show_route(&Snapshot::take(shared), &sql)),
-        Command::Show(what) => Some(show(shared, what)),
-    });
-    match result {
-        Ok(Some(rs)) => rs.write(out, "SHOW"),
-        Ok(None) => messages::write_message(out, b'I', |_| {}),
-        Err(e) => e.write(out),
+/// Runs one console query into `out` (rows and CommandComplete, or an error). SHOW is for
+/// both roles; the admin commands for `admin_users` only.
+async fn answer(shared: &Shared, role: ConsoleRole, sql: &str, out: &mut bytes::BytesMut) {
+    let cmd = match command::parse(sql) {
+        Ok(c) => c,
+        Err(e) => return e.write(out),
+    };
+    match cmd {
+        Command::Empty => messages::write_message(out, b'I', |_| {}),
+        Command::ShowRoute(sql) => {
+            show_route::show_route(&Snapshot::take(shared), &sql).write(out, "SHOW")
+        }
+        Command::Show(what) => show(shared, what).write(out, "SHOW"),
+        Command::Admin(_) if role != ConsoleRole::Admin => PgError::error(
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            "only admin_users may run this command; stats_users may SHOW",
+        )
+        .write(out),
+        Command::Admin(cmd) => match admin_commands::run(shared, cmd).await {
+            Ok(tag) => messages::command_complete(out, &tag),
+            Err(e) => e.write(out),
+        },
     }
 }
 

@@ -8,6 +8,12 @@ use crate::backend::own_queries::{insert_position_as_record_end, run_setup};
 impl Session {
     /// Checks out a server connection and brings its session parameters in line.
     pub(super) async fn attach(&mut self, mut d: Decision) -> Result<(), PgError> {
+        if self.shared.successor.get().is_some() {
+            self.follow_reload();
+        }
+        if self.cluster.is_paused() {
+            Box::pin(self.wait_while_paused()).await?;
+        }
         let mut order = Vec::new();
         let idle = match d.target {
             Target::Primary => self.cluster.checkout_primary_idle(&self.pools),
@@ -75,6 +81,45 @@ impl Session {
             cancelled_at: None,
         }));
         Ok(())
+    }
+
+    /// A reload made a newer generation: between transactions the session moves to it, and
+    /// to its database's cluster and pools, unless its database or user is gone or its pool
+    /// mode changed (then it finishes on what it has, which drains).
+    fn follow_reload(&mut self) {
+        let newest = self.shared.newest();
+        let name = &self.cluster.db.name;
+        let user = &self.pools.user;
+        let Some(cluster) = newest.cluster(name) else {
+            return;
+        };
+        if newest.users.entry(name, user).is_none() || cluster.db.pool_mode != self.mode {
+            return;
+        }
+        let secret = newest.users.server_secret(name, user);
+        self.pools = cluster.user_pools(user, &secret);
+        self.cluster = cluster;
+        self.shared = newest;
+    }
+
+    /// The database is paused (console PAUSE or KILL): wait for RESUME, unless the client
+    /// leaves first.
+    async fn wait_while_paused(&mut self) -> Result<(), PgError> {
+        self.cancel.set_waiting(true);
+        let waited = tokio::select! {
+            () = self.cluster.wait_resumed() => Ok(()),
+            _ = self.io.stream.closed() => Err(PgError::error(
+                SqlState::CONNECTION_FAILURE,
+                "client disconnected while its database was paused",
+            )),
+            // KILL or shutdown: the session ends at its next wait.
+            () = std::future::poll_fn(|cx| self.cancel.poll_shutdown(cx)) => Err(PgError::error(
+                SqlState::ADMIN_SHUTDOWN,
+                "terminating connection due to administrator command",
+            )),
+        };
+        self.cancel.set_waiting(false);
+        waited
     }
 
     /// Checks out a connection for `d`, waiting if need be: a read tries the servers in

@@ -205,12 +205,14 @@ impl Session {
         }
     }
 
-    /// Tells an idle client that Switchyard is going away.
+    /// Tells an idle client that Switchyard is going away (or that the console killed it).
     async fn say_shutting_down(&mut self) {
-        let bye = PgError::fatal(
-            SqlState::ADMIN_SHUTDOWN,
-            "terminating connection because Switchyard is shutting down",
-        );
+        let why = if self.cancel.killed() {
+            "terminating connection due to administrator command (KILL)"
+        } else {
+            "terminating connection because Switchyard is shutting down"
+        };
+        let bye = PgError::fatal(SqlState::ADMIN_SHUTDOWN, why);
         self.send_fatal(bye).await;
     }
 
@@ -354,8 +356,7 @@ impl Session {
                 _ => Flow::Close,
             },
             _ = std::future::poll_fn(|cx| self.cancel.poll_shutdown(cx)), if idle => {
-                self.io.send_error(&PgError::fatal(SqlState::ADMIN_SHUTDOWN,
-                    "terminating connection because Switchyard is shutting down")).await;
+                Box::pin(self.say_shutting_down()).await;
                 Flow::Close
             }
             limit = timer => Box::pin(self.on_timeout(limit)).await,
