@@ -60,6 +60,8 @@ pub struct DatabaseRow {
 
 /// Everything the SHOW commands report, read once per command.
 pub struct Snapshot {
+    /// The client listener's address.
+    pub listen: SocketAddr,
     pub clients: Vec<ClientRow>,
     pub pools: Vec<PoolRow>,
     pub databases: Vec<DatabaseRow>,
@@ -105,6 +107,7 @@ impl Snapshot {
             }
         }
         Snapshot {
+            listen: shared.config.listen,
             clients: shared.clients.clients(),
             pools,
             databases,

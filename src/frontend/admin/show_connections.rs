@@ -63,8 +63,8 @@ pub fn show_clients(s: &Snapshot) -> ResultSet {
     let mut rs = columns(&[]);
     for c in &s.clients {
         let i = &c.info;
-        let [addr, port] = addr_cells(i.peer);
-        let [laddr, lport] = addr_cells(i.local);
+        let [addr, port] = addr_cells(Some(i.peer));
+        let [laddr, lport] = addr_cells(Some(s.listen));
         let state = if c.waiting { "waiting" } else { "active" };
         let app = i.startup.get("application_name").map(|v| match v {
             crate::params::ParamValue::Literal(s) | crate::params::ParamValue::Raw(s) => s.clone(),
@@ -78,8 +78,8 @@ pub fn show_clients(s: &Snapshot) -> ResultSet {
             port,
             laddr,
             lport,
-            cell(utc(i.connected_at)),
-            cell(utc(i.connected_at)),
+            cell(utc(i.connected_at())),
+            cell(utc(i.connected_at())),
             cell(0),
             cell(0),
             cell(0),

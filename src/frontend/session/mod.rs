@@ -106,9 +106,13 @@ impl Session {
         let cancel = shared.clients.register_as(Some(ClientInfo {
             cluster: cluster.clone(),
             pools: pools.clone(),
-            peer: io.stream.peer_addr().ok(),
-            local: io.stream.local_addr().ok(),
-            connected_at: std::time::SystemTime::now(),
+            peer: io
+                .stream
+                .peer_addr()
+                .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            connected_at: std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             tls: io.stream.is_tls(),
             startup: startup.clone(),
         }));
