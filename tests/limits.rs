@@ -224,3 +224,101 @@ async fn client_idle_timeout_disconnects_idle_clients_in_both_pool_modes() {
         server.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_pool_size_keeps_connections_open() {
+    let cluster = PgCluster::shared();
+    tokio::task::block_in_place(|| {
+        let _ = cluster
+            .primary
+            .psql("CREATE ROLE warm_user LOGIN PASSWORD 'warm_pw'");
+    });
+    let text = proxy::config_text(cluster, "", "min_pool_size = 3\nrouting = \"primary_only\"")
+        .replace(
+            "[databases.",
+            "[[users]]\nname = \"warm_user\"\npassword = \"warm_pw\"\n\n[databases.",
+        );
+    let server = proxy::start_with(&text).await;
+    let c = proxy::connect_as(&server, "warm_user", "warm_pw", APP_DB)
+        .await
+        .expect("warm_user");
+    c.simple_query("SELECT 1").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = tokio::task::block_in_place(|| proxy::server_connections(cluster, "warm_user"));
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} connections after 5 s, want 3"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_opens_a_reserve_connection() {
+    let cluster = PgCluster::shared();
+    let db = "pool_size = 1\nreserve_pool_size = 1\nreserve_pool_timeout_ms = 200\nrouting = \"primary_only\"";
+    let server = proxy::start(cluster, "", db).await;
+    let a = proxy::connect(&server).await;
+    let b = proxy::connect(&server).await;
+    a.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), b.simple_query("SELECT 1"))
+        .await
+        .expect("served from the reserve while the pool is held")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "no wait: {:?}",
+        started.elapsed()
+    );
+    a.batch_execute("COMMIT").await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_db_connections_caps_a_database_across_users() {
+    let cluster = PgCluster::shared();
+    let db = "pool_size = 5\nmax_db_connections = 2\nrouting = \"primary_only\"";
+    let server = proxy::start(cluster, "", db).await;
+    let c = proxy::connect_as(&server, TRUST_USER, "unused_by_trust", APP_DB)
+        .await
+        .expect("trustuser");
+    let a = proxy::connect(&server).await;
+    let b = proxy::connect(&server).await;
+    // The second takes the place of trustuser's idle connection.
+    a.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    b.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    // Another user: the database's two connections are both busy, so it waits.
+    let other = tokio::spawn(async move { c.simple_query("SELECT 1").await.map(|_| c) });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !other.is_finished(),
+        "a third connection was opened past the cap"
+    );
+    // Once one is idle, it is closed to make room for the other user.
+    a.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(3), other)
+        .await
+        .expect("served once a connection was freed")
+        .unwrap()
+        .expect("query");
+    b.batch_execute("COMMIT").await.unwrap();
+    // At the cap with nothing to close, the wait ends with 53300 naming the cap.
+    let (x, y) = (proxy::connect(&server).await, proxy::connect(&server).await);
+    x.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    y.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let e = proxy::connect_as(&server, TRUST_USER, "unused_by_trust", APP_DB)
+        .await
+        .err()
+        .expect("no room within the checkout timeout");
+    assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "{e}");
+    assert!(proxy::message(&e).contains("max_db_connections"), "{e}");
+    x.batch_execute("COMMIT").await.unwrap();
+    y.batch_execute("COMMIT").await.unwrap();
+    server.stop().await;
+}

@@ -52,6 +52,7 @@ pub(super) fn start_cluster_tasks(shared: &Shared, cluster: &Arc<Cluster>) {
         .clone()
         .or_else(|| shared.config.users.first().map(|u| u.name.clone()));
     tokio::spawn(cluster.clone().drain_on_changes(cluster.stop.subscribe()));
+    tokio::spawn(cluster.clone().keep_warm(cluster.stop.subscribe()));
     let Some(user) = user else {
         tracing::warn!(db = %db.name, "no user to run health checks as: roles are learned from pooled connections only");
         return;

@@ -156,6 +156,10 @@ pub(super) const DATABASE_KEYS: &[&str] = &[
     "query_timeout_ms",
     "idle_transaction_timeout_ms",
     "client_idle_timeout_ms",
+    "min_pool_size",
+    "reserve_pool_size",
+    "reserve_pool_timeout_ms",
+    "max_db_connections",
     "server_tls",
     "server_ca",
 ];

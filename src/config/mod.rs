@@ -16,7 +16,7 @@ pub use access::{
     DEFAULT_AUTH_QUERY, DEFAULT_AUTH_QUERY_LIFETIME_MS,
 };
 pub use operations::{
-    ClientTimeouts, ConsoleRole, LogFormat, Operations, CONSOLE_DATABASES,
+    ClientTimeouts, ConsoleRole, LogFormat, Operations, PoolLimits, CONSOLE_DATABASES,
     DEFAULT_MAX_CLIENT_CONNECTIONS,
 };
 pub use types::{

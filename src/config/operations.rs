@@ -51,6 +51,30 @@ pub struct ClientTimeouts {
     pub client_idle_timeout_ms: u64,
 }
 
+/// A database's pool limits beyond `pool_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Connections kept open (and warm) per user and usable host.
+    pub min_pool_size: usize,
+    /// Connections a checkout may open beyond `pool_size` after waiting
+    /// `reserve_pool_timeout_ms` with the pool full.
+    pub reserve_pool_size: usize,
+    pub reserve_pool_timeout_ms: u64,
+    /// Connections to one host across all users (0: no cap).
+    pub max_db_connections: usize,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            min_pool_size: 0,
+            reserve_pool_size: 0,
+            reserve_pool_timeout_ms: 5000,
+            max_db_connections: 0,
+        }
+    }
+}
+
 /// What a user may do on the admin console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleRole {

@@ -11,7 +11,7 @@ use super::access::{
     AuthQuery, ClientTls, ClientTlsMode, HbaMethod, HbaRule, HbaType, ServerTlsMode,
 };
 pub use super::host_addr::{HostAddr, HostAddrError};
-use super::operations::{ClientTimeouts, LogFormat, Operations};
+use super::operations::{ClientTimeouts, LogFormat, Operations, PoolLimits};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -326,6 +326,8 @@ pub struct Database {
     pub primary_wait_timeout_ms: u64,
     /// `query_timeout_ms`, `idle_transaction_timeout_ms`, `client_idle_timeout_ms`.
     pub timeouts: ClientTimeouts,
+    /// `min_pool_size`, `reserve_pool_size`, `reserve_pool_timeout_ms`, `max_db_connections`.
+    pub pool_limits: PoolLimits,
     /// TLS toward this database's servers.
     pub server_tls: ServerTlsMode,
     /// PEM CA certificates for `verify-ca` / `verify-full`.
@@ -456,6 +458,10 @@ pub(super) struct RawDatabase {
     pub query_timeout_ms: Option<Spanned<u64>>,
     pub idle_transaction_timeout_ms: Option<Spanned<u64>>,
     pub client_idle_timeout_ms: Option<Spanned<u64>>,
+    pub min_pool_size: Option<Spanned<u64>>,
+    pub reserve_pool_size: Option<Spanned<u64>>,
+    pub reserve_pool_timeout_ms: Option<Spanned<u64>>,
+    pub max_db_connections: Option<Spanned<u64>>,
     pub server_tls: Option<Spanned<ServerTlsMode>>,
     pub server_ca: Option<Spanned<String>>,
 }

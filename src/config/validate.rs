@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::locate::{from_toml_error, key_segment, line_of};
-use super::operations::{ClientTimeouts, Operations};
+use super::operations::Operations;
 use super::types::{
     AuthMethod, Config, Database, HostAddr, PasswordKind, RawConfig, RawDatabase, RawUser, User,
     DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_CLIENT_LOGIN_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
@@ -271,8 +271,10 @@ impl Checker<'_> {
         &self,
         name: &Spanned<String>,
         path: &str,
-        raw: RawDatabase,
+        mut raw: RawDatabase,
     ) -> Result<Database, ConfigError> {
+        let min_span = raw.min_pool_size.as_ref().map(|v| v.span());
+        let (timeouts, pool_limits) = self.database_limits(path, &mut raw)?;
         let hosts = self.hosts(self.required(raw.hosts, &name.span(), path, "hosts")?, path)?;
         let (server_tls, server_ca) = self.server_tls(name, path, raw.server_tls, raw.server_ca)?;
         let dbname = self
@@ -331,45 +333,12 @@ impl Checker<'_> {
                 "primary_wait_timeout_ms",
                 5000,
             )?,
-            timeouts: self.client_timeouts(
-                path,
-                [
-                    raw.query_timeout_ms,
-                    raw.idle_transaction_timeout_ms,
-                    raw.client_idle_timeout_ms,
-                ],
-            )?,
+            timeouts,
+            pool_limits,
             server_tls,
             server_ca,
         })
-    }
-
-    /// `max_replica_lag_bytes`: 16 MiB by default, 0 for no limit.
-    fn lag_bytes(&self, v: Option<Spanned<u64>>, path: &str) -> Result<u64, ConfigError> {
-        self.int(v, path, 16 * 1024 * 1024, 0, u64::MAX, "")
-    }
-
-    /// `query_timeout_ms`, `idle_transaction_timeout_ms`, `client_idle_timeout_ms` (in that
-    /// order): 0 (the default) is none.
-    fn client_timeouts(
-        &self,
-        path: &str,
-        raw: [Option<Spanned<u64>>; 3],
-    ) -> Result<ClientTimeouts, ConfigError> {
-        let keys = [
-            "query_timeout_ms",
-            "idle_transaction_timeout_ms",
-            "client_idle_timeout_ms",
-        ];
-        let mut ms = [0; 3];
-        for ((value, key), out) in raw.into_iter().zip(keys).zip(&mut ms) {
-            *out = self.int(value, &format!("{path}.{key}"), 0, 0, MAX_DURATION_MS, "")?;
-        }
-        Ok(ClientTimeouts {
-            query_timeout_ms: ms[0],
-            idle_transaction_timeout_ms: ms[1],
-            client_idle_timeout_ms: ms[2],
-        })
+        .and_then(|db| self.min_within_size(db, path, min_span.unwrap_or_else(|| name.span())))
     }
 
     /// `pool_size`: 1 to `MAX_POOL_SIZE`.

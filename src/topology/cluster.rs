@@ -42,6 +42,8 @@ pub struct Cluster {
     generations: Arc<Vec<AtomicU64>>,
     /// PAUSE / RESUME from the console.
     pub(super) pause: super::admin_state::PauseSwitch,
+    /// Per host: `max_db_connections` across the users' pools.
+    caps: Vec<Arc<pool::HostCap>>,
     /// Set when the cluster is retired (shutdown, or a reload that replaced it): its health
     /// checker and pool drain end.
     pub stop: watch::Sender<bool>,
@@ -62,6 +64,10 @@ impl Cluster {
             max_lag_ms: db.max_replica_lag_ms,
         };
         let stats = stats.unwrap_or_else(crate::router::cluster_stats);
+        let caps = addrs
+            .iter()
+            .map(|_| pool::HostCap::new(db.pool_limits.max_db_connections))
+            .collect();
         Cluster {
             classifier: Classifier::new(
                 &db.write_functions,
@@ -78,6 +84,7 @@ impl Cluster {
             turn: AtomicUsize::new(0),
             pools: Mutex::default(),
             pause: Default::default(),
+            caps,
             stop: watch::channel(false).0,
         }
     }
@@ -108,6 +115,15 @@ impl Cluster {
                         tls: self.server_tls.clone(),
                     },
                     self.db.pool_size,
+                    (
+                        pool::Reserve {
+                            size: self.db.pool_limits.reserve_pool_size,
+                            after: Duration::from_millis(
+                                self.db.pool_limits.reserve_pool_timeout_ms,
+                            ),
+                        },
+                        self.caps[i].clone(),
+                    ),
                     self.settings.checkout_timeout,
                 )
             })
@@ -187,12 +203,8 @@ impl Cluster {
                         // A demoted host: the next check will say so; this connection is stale.
                         pool::discard(conn);
                     }
-                    Err(PoolError::WaitTimeout) => {
-                        return Err(checkout_error(
-                            PoolError::WaitTimeout,
-                            pool,
-                            &self.what(pools),
-                        ));
+                    Err(e @ (PoolError::WaitTimeout | PoolError::CapTimeout(_))) => {
+                        return Err(checkout_error(e, pool, &self.what(pools)));
                     }
                     Err(e) => {
                         tracing::warn!(db = %self.db.name, server = %self.db.hosts[idx], error = %e, "primary unusable");
@@ -281,7 +293,7 @@ impl Cluster {
             };
             match pool::checkout(pool).await {
                 Ok(conn) => return Some(conn),
-                Err(PoolError::WaitTimeout) => {}
+                Err(PoolError::WaitTimeout | PoolError::CapTimeout(_)) => {}
                 Err(e) => {
                     tracing::warn!(db = %self.db.name, server = %self.db.hosts[idx], error = %e, "replica unusable for a read");
                     self.topology.report_failure(idx, "connection failed");

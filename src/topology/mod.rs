@@ -6,6 +6,7 @@ mod admin_state;
 pub mod cluster;
 pub mod decide;
 pub mod state;
+mod warm;
 
 pub use cluster::{Cluster, UserPools};
 pub use decide::{Observation, Policy};

@@ -1,10 +1,13 @@
-//! Checks of the operations settings: console users must be `[[users]]` entries, and the
-//! metrics address must parse.
+//! Checks of the operations settings: console users must be `[[users]]` entries, the
+//! metrics address must parse; and a database's client timeouts and pool limits.
 
-use super::super::operations::{LogFormat, Operations, DEFAULT_MAX_CLIENT_CONNECTIONS};
-use super::super::types::{RawConfig, User};
+use super::super::operations::{
+    ClientTimeouts, LogFormat, Operations, PoolLimits, DEFAULT_MAX_CLIENT_CONNECTIONS,
+};
+use super::super::types::{Database, RawConfig, RawDatabase, User, MAX_DURATION_MS, MAX_POOL_SIZE};
 use super::super::ConfigError;
 use super::Checker;
+use std::ops::Range;
 use toml::Spanned;
 
 /// The raw operations keys, taken out of the whole document before the rest is checked.
@@ -77,6 +80,105 @@ impl Checker<'_> {
                 "",
             )?,
             so_reuseport: raw.so_reuseport.is_some_and(|v| v.into_inner()),
+        })
+    }
+
+    /// A database's client timeouts and pool limits (taken out of `raw`).
+    pub(super) fn database_limits(
+        &self,
+        path: &str,
+        raw: &mut RawDatabase,
+    ) -> Result<(ClientTimeouts, PoolLimits), ConfigError> {
+        let timeouts = self.client_timeouts(
+            path,
+            [
+                raw.query_timeout_ms.take(),
+                raw.idle_transaction_timeout_ms.take(),
+                raw.client_idle_timeout_ms.take(),
+            ],
+        )?;
+        let limits = self.pool_limits(
+            path,
+            [
+                raw.min_pool_size.take(),
+                raw.reserve_pool_size.take(),
+                raw.max_db_connections.take(),
+            ],
+            raw.reserve_pool_timeout_ms.take(),
+        )?;
+        Ok((timeouts, limits))
+    }
+
+    /// `min_pool_size`, `reserve_pool_size` and `max_db_connections` (0 to `MAX_POOL_SIZE`),
+    /// and `reserve_pool_timeout_ms` (default 5000).
+    fn pool_limits(
+        &self,
+        path: &str,
+        [min, reserve, max_db]: [Option<Spanned<u64>>; 3],
+        after: Option<Spanned<u64>>,
+    ) -> Result<PoolLimits, ConfigError> {
+        let count = |v, key: &str| self.size(v, &format!("{path}.{key}"), 0, 0, MAX_POOL_SIZE, "");
+        Ok(PoolLimits {
+            min_pool_size: count(min, "min_pool_size")?,
+            reserve_pool_size: count(reserve, "reserve_pool_size")?,
+            max_db_connections: count(max_db, "max_db_connections")?,
+            reserve_pool_timeout_ms: self.int(
+                after,
+                &format!("{path}.reserve_pool_timeout_ms"),
+                PoolLimits::default().reserve_pool_timeout_ms,
+                0,
+                MAX_DURATION_MS,
+                "",
+            )?,
+        })
+    }
+
+    /// `min_pool_size` cannot exceed `pool_size`.
+    pub(super) fn min_within_size(
+        &self,
+        db: Database,
+        path: &str,
+        span: Range<usize>,
+    ) -> Result<Database, ConfigError> {
+        if db.pool_limits.min_pool_size > db.pool_size {
+            let why = format!(
+                "{} is more than pool_size ({})",
+                db.pool_limits.min_pool_size, db.pool_size
+            );
+            return Err(self.invalid(&span, &format!("{path}.min_pool_size"), why));
+        }
+        Ok(db)
+    }
+
+    /// `max_replica_lag_bytes`: 16 MiB by default, 0 for no limit.
+    pub(super) fn lag_bytes(
+        &self,
+        v: Option<Spanned<u64>>,
+        path: &str,
+    ) -> Result<u64, ConfigError> {
+        self.int(v, path, 16 * 1024 * 1024, 0, u64::MAX, "")
+    }
+
+    /// `query_timeout_ms`, `idle_transaction_timeout_ms`, `client_idle_timeout_ms` (in that
+    /// order): 0 (the default) is none.
+    fn client_timeouts(
+        &self,
+        path: &str,
+        raw: [Option<Spanned<u64>>; 3],
+    ) -> Result<ClientTimeouts, ConfigError> {
+        let keys = [
+            "query_timeout_ms",
+            "idle_transaction_timeout_ms",
+            "client_idle_timeout_ms",
+        ];
+        let mut ms = [0; 3];
+        for ((value, key), out) in raw.into_iter().zip(keys).zip(&mut ms) {
+            *out = self.int(value, &format!("{path}.{key}"), 0, 0, MAX_DURATION_MS, "")?;
+        }
+        Ok(ClientTimeouts {
+            query_timeout_ms: ms[0],
+            idle_transaction_timeout_ms: ms[1],
+            client_idle_timeout_ms: ms[2],
         })
     }
 }

@@ -10,6 +10,12 @@
 //! with a timer armed for every wait. Here an idle checkout is one lock and a pop, a return
 //! with waiters is one lock and a hand-off, and a waiting checkout arms its timer once.
 
+mod limits;
+mod report;
+
+pub use limits::{fill_to, HostCap, Reserve};
+pub use report::{Member, PoolReport};
+
 use super::conn::ServerConn;
 use super::login::{connect, BackendError, LoginParams};
 use crate::auth::ServerSecret;
@@ -18,7 +24,6 @@ use crate::protocol::messages::PgError;
 use crate::protocol::SqlState;
 use crate::util::coarse_clock;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
@@ -107,6 +112,8 @@ impl ServerManager {
 pub enum PoolError {
     #[error("timed out waiting for an idle server connection")]
     WaitTimeout,
+    #[error("timed out waiting for room under max_db_connections")]
+    CapTimeout(usize),
     #[error("timed out opening a server connection")]
     CreateTimeout,
     #[error("the pool is closed")]
@@ -144,6 +151,10 @@ struct PoolInner {
     manager: ServerManager,
     max_size: usize,
     wait: Duration,
+    /// Connections beyond `max_size` after a long wait (`reserve_pool_size`).
+    reserve: Reserve,
+    /// The database's cap on this host across users (`max_db_connections`).
+    cap: Arc<HostCap>,
     state: Mutex<PoolState>,
 }
 
@@ -212,6 +223,7 @@ impl Drop for OpeningSlot<'_> {
     fn drop(&mut self) {
         if let Some(pool) = self.0.take() {
             pool.lock().size -= 1;
+            pool.cap.give_back();
             pool.wake_retry();
         }
     }
@@ -222,6 +234,8 @@ enum Take {
     Idle(Box<ServerConn>),
     Open,
     Wait(oneshot::Receiver<Grant>),
+    /// The pool has room but the database's cap on the host does not.
+    Capped,
 }
 
 impl PoolInner {
@@ -239,6 +253,9 @@ impl PoolInner {
             return Take::Idle(conn);
         }
         if st.size < self.max_size {
+            if !self.cap.try_take() {
+                return Take::Capped;
+            }
             st.size += 1;
             return Take::Open;
         }
@@ -291,6 +308,7 @@ impl PoolInner {
         st.size -= 1;
         st.members.remove(&pid);
         drop(st);
+        self.cap.give_back();
         self.wake_retry();
     }
 
@@ -350,58 +368,7 @@ impl PoolInner {
     }
 }
 
-/// An open server connection, as SHOW SERVERS reports it.
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub connected_at: SystemTime,
-    pub local: Option<SocketAddr>,
-    pub tls: bool,
-}
-
-/// A pool's state at one moment (SHOW POOLS, SHOW SERVERS, metrics).
-#[derive(Debug, Default)]
-pub struct PoolReport {
-    /// Open connections: backend pid, what is known of it, and whether it is idle.
-    pub members: Vec<(i32, Member, bool)>,
-    pub idle: usize,
-    /// Checked out (in use by clients).
-    pub active: usize,
-    /// Being opened (logging in).
-    pub opening: usize,
-    /// Checkouts waiting, and how long the oldest has waited (ms).
-    pub waiting: usize,
-    pub max_wait_ms: u64,
-}
-
 impl ServerPool {
-    /// What the pool holds now.
-    pub fn report(&self) -> PoolReport {
-        let st = self.inner.lock();
-        let idle: std::collections::HashSet<i32> = st.idle.iter().map(|c| c.cancel.pid).collect();
-        let live = st.waiters.iter().filter(|(_, w)| !w.is_closed());
-        let now = coarse_clock::now_ms();
-        let (waiting, oldest) = live.fold((0, None), |(n, o): (usize, Option<u64>), (t, _)| {
-            (n + 1, Some(o.map_or(*t, |o| o.min(*t))))
-        });
-        PoolReport {
-            members: st
-                .members
-                .iter()
-                .map(|(pid, m)| (*pid, m.clone(), idle.contains(pid)))
-                .collect(),
-            idle: st.idle.len(),
-            active: st.members.len().saturating_sub(st.idle.len()),
-            opening: st.size.saturating_sub(st.members.len()),
-            waiting,
-            max_wait_ms: oldest.map_or(0, |t| now.saturating_sub(t)),
-        }
-    }
-
-    /// The host this pool connects to ("host:port").
-    pub fn addr(&self) -> &str {
-        &self.inner.manager.addr
-    }
-
     /// Connections checked out or being opened.
     pub fn in_use(&self) -> usize {
         let st = self.inner.lock();
@@ -437,13 +404,21 @@ impl ServerPool {
     }
 }
 
-/// Builds a pool of at most `size` connections whose checkout waits at most `wait`.
-pub fn build_pool(manager: ServerManager, size: usize, wait: Duration) -> ServerPool {
-    ServerPool {
+/// Builds a pool of at most `size` connections (plus `reserve` after a long wait) whose
+/// checkout waits at most `wait`.
+pub fn build_pool(
+    manager: ServerManager,
+    size: usize,
+    (reserve, cap): (Reserve, Arc<HostCap>),
+    wait: Duration,
+) -> ServerPool {
+    let pool = ServerPool {
         inner: Arc::new(PoolInner {
             manager,
             max_size: size,
             wait,
+            reserve,
+            cap,
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 size: 0,
@@ -452,7 +427,9 @@ pub fn build_pool(manager: ServerManager, size: usize, wait: Duration) -> Server
                 closed: false,
             }),
         }),
-    }
+    };
+    pool.inner.cap.register(&pool.inner);
+    pool
 }
 
 /// Takes an idle connection that passes its checks, without waiting and without opening
@@ -474,6 +451,8 @@ pub fn checkout_idle(pool: &ServerPool) -> Option<Checkout> {
 pub async fn checkout(pool: &ServerPool) -> Result<Checkout, PoolError> {
     let inner = &pool.inner;
     let mut deadline = None;
+    let mut reserve = None;
+    let mut reserve_tried = false;
     loop {
         match inner.take() {
             Take::Closed => return Err(PoolError::Closed),
@@ -483,9 +462,30 @@ pub async fn checkout(pool: &ServerPool) -> Result<Checkout, PoolError> {
                 }
             }
             Take::Open => return inner.open().await,
+            Take::Capped => {
+                // Room is made by closing another user's idle connection; otherwise try
+                // again shortly, until the checkout's deadline.
+                let now = tokio::time::Instant::now();
+                let at = *deadline.get_or_insert_with(|| now + inner.wait);
+                if now >= at {
+                    return Err(PoolError::CapTimeout(inner.cap.max()));
+                }
+                if !inner.cap.evict_idle(inner) {
+                    tokio::time::sleep_until(at.min(now + Duration::from_millis(20))).await;
+                }
+            }
             Take::Wait(rx) => {
-                let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + inner.wait);
-                match tokio::time::timeout_at(at, rx).await {
+                let now = tokio::time::Instant::now();
+                let at = *deadline.get_or_insert_with(|| now + inner.wait);
+                // With a reserve, the wait is cut short once to try it.
+                let reserve_at = inner
+                    .reserve_after()
+                    .map(|d| *reserve.get_or_insert(now + d));
+                let until = match reserve_at {
+                    Some(r) if !reserve_tried && r < at => r,
+                    _ => at,
+                };
+                match tokio::time::timeout_at(until, rx).await {
                     Ok(Ok(Grant::Conn(mut c))) => {
                         if let Some(conn) = c.conn.take() {
                             if let Some(c) = inner.recycle(conn) {
@@ -496,6 +496,13 @@ pub async fn checkout(pool: &ServerPool) -> Result<Checkout, PoolError> {
                     Ok(Ok(Grant::Retry(mut token))) => token.pool = None,
                     // The pool was closed (its waiters dropped): the next take says so.
                     Ok(Err(_)) => {}
+                    Err(_) if until < at => {
+                        reserve_tried = true;
+                        if inner.take_reserve() {
+                            tracing::info!(server = %inner.manager.addr, user = %inner.manager.user, "pool full: opening a reserve connection");
+                            return inner.open().await;
+                        }
+                    }
                     Err(_) => return Err(PoolError::WaitTimeout),
                 }
             }
@@ -530,6 +537,15 @@ pub fn checkout_error(e: PoolError, pool: &ServerPool, what: &str) -> PgError {
             ),
         )
         .with_hint("raise pool_size or checkout_timeout_ms, or shorten transactions"),
+        PoolError::CapTimeout(max) => PgError::error(
+            SqlState::TOO_MANY_CONNECTIONS,
+            format!(
+                "no server connection available for {what}: the database's max_db_connections \
+                 ({max}) connections to this server are busy and none was freed within the \
+                 checkout timeout"
+            ),
+        )
+        .with_hint("raise max_db_connections or checkout_timeout_ms, or shorten transactions"),
         PoolError::CreateTimeout => PgError::error(
             SqlState::CONNECTION_FAILURE,
             format!("timed out opening a server connection for {what}"),
