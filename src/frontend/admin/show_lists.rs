@@ -49,7 +49,7 @@ pub fn show_databases(s: &Snapshot) -> ResultSet {
             cell(pool_mode_name(cluster.db.pool_mode)),
             cell(cluster.db.pool_limits.max_db_connections),
             cell(connections),
-            cell(0),
+            cell(i32::from(cluster.is_paused())),
             cell(0),
             cell(
                 cluster
