@@ -112,19 +112,9 @@ write_switchyard_config "$config" "127.0.0.1:$sy_port" "$pool_size" transaction 
   "127.0.0.1:$pg_port" "127.0.0.1:$replica_port"
 tls=${SMOKE_TLS:-0}
 if [[ $tls == 1 ]]; then
-  mkdir "$dir/tls"
-  make_test_certs "$dir/tls"
-  cluster_enable_ssl "$dir/tls/server.crt" "$dir/tls/server.key" \
+  switchyard_tls_both_sides "$config" "$dir/tls" \
     "$dir/primary:$pg_port" "$dir/replica1:$replica_port"
-  cat >>"$config" <<EOF
-server_tls = "verify-full"
-server_ca = "$dir/tls/ca.crt"
-
-[tls]
-cert = "$dir/tls/server.crt"
-key = "$dir/tls/server.key"
-mode = "require"
-EOF
+  echo 'mode = "require"' >>"$config"
   cl_log "TLS on both sides (server_tls = verify-full, [tls] mode = require)"
 fi
 sy_log=$dir/switchyard.log

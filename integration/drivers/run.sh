@@ -288,18 +288,8 @@ if [[ -n $bin ]]; then
   # more of the suites' traffic goes to the replica.
   printf 'routing = "read_write"\nhealth_check_interval_ms = 100\n' >>"$config"
   if [[ ${DRIVERS_TLS:-0} == 1 ]]; then
-    mkdir "$dir/tls"
-    make_test_certs "$dir/tls"
-    cluster_enable_ssl "$dir/tls/server.crt" "$dir/tls/server.key" \
+    switchyard_tls_both_sides "$config" "$dir/tls" \
       "$dir/cluster/primary:$pg_port" "$dir/cluster/replica1:$replica_port"
-    cat >>"$config" <<EOF
-server_tls = "verify-full"
-server_ca = "$dir/tls/ca.crt"
-
-[tls]
-cert = "$dir/tls/server.crt"
-key = "$dir/tls/server.key"
-EOF
     export SUITE_SSLROOTCERT=$dir/tls/ca.crt
   fi
   sy_log=$dir/switchyard.log

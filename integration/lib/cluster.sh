@@ -370,6 +370,25 @@ cluster_enable_ssl() {
   sleep 1
 }
 
+# switchyard_tls_both_sides CONFIG TLS_DIR NODE_DIR:PORT...: throw-away certificates in
+# TLS_DIR, ssl = on in each node, and in Switchyard's CONFIG (whose last table is the
+# database's) server_tls = "verify-full" plus a [tls] table. Clients verify with
+# TLS_DIR/ca.crt.
+switchyard_tls_both_sides() {
+  local config=$1 tls=$2
+  shift 2
+  mkdir -p "$tls" && make_test_certs "$tls" || return 1
+  cluster_enable_ssl "$tls/server.crt" "$tls/server.key" "$@" || return 1
+  cat >>"$config" <<EOF
+server_tls = "verify-full"
+server_ca = "$tls/ca.crt"
+
+[tls]
+cert = "$tls/server.crt"
+key = "$tls/server.key"
+EOF
+}
+
 # cluster_down DIR
 # pg_ctl stop -m fast for every node under DIR (already stopped ones are
 # skipped; a node that does not stop within 60 s is killed), then removes DIR.
