@@ -213,6 +213,10 @@ async fn client_idle_timeout_disconnects_idle_clients_in_both_pool_modes() {
         let (c, conn) = connect_watched(&server).await;
         c.simple_query("SELECT 1").await.unwrap();
         assert_eq!(ended_with(conn).await, "57P05", "{mode}");
+        // Counted with the errors Switchyard sends (SHOW STATS, switchyard_errors_total).
+        let cl = server.app.cluster(APP_DB).expect("cluster");
+        let errors = cl.stats.traffic.errors();
+        assert!(errors.iter().any(|(class, n)| class == "57" && *n >= 1), "{errors:?}");
         // A client that keeps busy is not disconnected.
         let busy = proxy::connect(&server).await;
         for _ in 0..6 {

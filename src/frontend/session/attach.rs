@@ -229,6 +229,9 @@ impl Session {
         conn.broken = true;
         tracing::warn!(client = %self.label(), server = %conn.addr, reason = why, "server connection lost");
         pool::release(conn);
+        if a.fatal.is_none() {
+            self.count_error(SqlState::CONNECTION_FAILURE);
+        }
         let err = a
             .fatal
             .map(|f| f.with_severity(messages::Severity::Error))

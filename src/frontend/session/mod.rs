@@ -220,8 +220,15 @@ impl Session {
         self.send_fatal(bye).await;
     }
 
+    /// Counts an error Switchyard itself sends this client (servers' errors are counted as
+    /// they pass through).
+    fn count_error(&self, code: SqlState) {
+        self.cluster.stats.traffic.count_error(&code.bytes());
+    }
+
     /// Sends a FATAL error to the client (best effort).
     async fn send_fatal(&mut self, e: PgError) {
+        self.count_error(e.code);
         self.io
             .send_error(&e.with_severity(messages::Severity::Fatal))
             .await;
@@ -415,6 +422,7 @@ impl Session {
                         }
                         if let Err(e) = attached {
                             tracing::debug!(client = %self.label(), error = %e, "attach failed");
+                            self.count_error(e.code);
                             self.local.fail_request(e);
                         }
                         continue;
@@ -543,6 +551,7 @@ impl Session {
     /// Sends a FATAL protocol error and ends the session.
     async fn protocol_violation(&mut self, e: PgError) -> Flow {
         tracing::info!(client = %self.label(), error = %e, "protocol violation");
+        self.count_error(e.code);
         self.io.send_error(&e).await;
         Flow::Close
     }

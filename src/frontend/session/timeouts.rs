@@ -91,6 +91,7 @@ impl Session {
     }
 
     async fn close_with(&mut self, code: SqlState, message: &str) -> Flow {
+        self.count_error(code);
         self.io.send_error(&PgError::fatal(code, message)).await;
         Flow::Close
     }
