@@ -216,7 +216,10 @@ async fn client_idle_timeout_disconnects_idle_clients_in_both_pool_modes() {
         // Counted with the errors Switchyard sends (SHOW STATS, switchyard_errors_total).
         let cl = server.app.cluster(APP_DB).expect("cluster");
         let errors = cl.stats.traffic.errors();
-        assert!(errors.iter().any(|(class, n)| class == "57" && *n >= 1), "{errors:?}");
+        assert!(
+            errors.iter().any(|(class, n)| class == "57" && *n >= 1),
+            "{errors:?}"
+        );
         // A client that keeps busy is not disconnected.
         let busy = proxy::connect(&server).await;
         for _ in 0..6 {
