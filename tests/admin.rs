@@ -200,6 +200,14 @@ async fn show_commands_report_known_traffic() {
     };
     assert_eq!(key("max_client_conn").as_deref(), Some("10000"));
     assert_eq!(key("admin_users").as_deref(), Some("app"));
+    let changeable = |k: &str| {
+        config
+            .iter()
+            .find(|r| text(r, "key") == k)
+            .map(|r| text(r, "changeable").to_string())
+    };
+    assert_eq!(changeable("listen").as_deref(), Some("no"));
+    assert_eq!(changeable("checkout_timeout_ms").as_deref(), Some("yes"));
     assert!(
         !format!("{config:?}").contains(APP_PASSWORD),
         "no secret in SHOW CONFIG"

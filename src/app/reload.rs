@@ -9,7 +9,7 @@
 
 use super::background::start_cluster_tasks;
 use super::{generation, App};
-use crate::config::Config;
+use crate::config::{Config, RESTART_KEYS};
 use std::sync::Arc;
 
 impl App {
@@ -89,15 +89,17 @@ fn same_user(old: &Config, new: &Config, user: &str) -> bool {
 /// Settings that only a restart applies, where they differ.
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let (a, b) = (&old.operations, &new.operations);
-    [
-        ("listen", old.listen != new.listen),
-        ("worker_threads", old.worker_threads != new.worker_threads),
-        ("metrics_listen", a.metrics_listen != b.metrics_listen),
-        ("so_reuseport", a.so_reuseport != b.so_reuseport),
-        ("log_format", a.log_format != b.log_format),
-    ]
-    .into_iter()
-    .filter(|(_, changed)| *changed)
-    .map(|(key, _)| format!("{key} changed: takes effect after a restart"))
-    .collect()
+    let changed = [
+        old.listen != new.listen,
+        old.worker_threads != new.worker_threads,
+        a.metrics_listen != b.metrics_listen,
+        a.so_reuseport != b.so_reuseport,
+        a.log_format != b.log_format,
+    ];
+    RESTART_KEYS
+        .into_iter()
+        .zip(changed)
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| format!("{key} changed: takes effect after a restart"))
+        .collect()
 }

@@ -17,7 +17,7 @@ pub use access::{
 };
 pub use operations::{
     ClientTimeouts, ConsoleRole, LogFormat, Operations, PoolLimits, CONSOLE_DATABASES,
-    DEFAULT_MAX_CLIENT_CONNECTIONS,
+    DEFAULT_MAX_CLIENT_CONNECTIONS, RESTART_KEYS,
 };
 pub use types::{
     password_kind, AuthMethod, Config, Database, HostAddr, HostAddrError, LoadBalancing,

@@ -9,6 +9,15 @@ use std::net::SocketAddr;
 /// Names clients use for the admin console's virtual database.
 pub const CONSOLE_DATABASES: [&str; 2] = ["switchyard", "pgbouncer"];
 
+/// Top-level keys a reload does not apply (they need a restart).
+pub const RESTART_KEYS: [&str; 5] = [
+    "listen",
+    "worker_threads",
+    "metrics_listen",
+    "so_reuseport",
+    "log_format",
+];
+
 /// Clients accepted at once across all databases by default (`max_client_connections`).
 pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 10_000;
 

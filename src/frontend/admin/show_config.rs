@@ -1,6 +1,7 @@
 //! SHOW CONFIG: the top-level settings in effect (key, value, default, changeable), never a
 //! secret. `max_client_conn` and `max_user_connections` are there under PgBouncer's names
-//! too, for pgbouncer_exporter. Nothing is changeable at run time yet (no reload).
+//! too, for pgbouncer_exporter. `changeable` says whether RELOAD applies a change (the
+//! `RESTART_KEYS` need a restart).
 
 use super::result_set::{cell, ResultSet, Type};
 use crate::config::{self, AuthMethod, Config, LogFormat};
@@ -110,7 +111,17 @@ pub fn show_config(c: &Config) -> ResultSet {
         ("changeable", Type::Text),
     ]);
     for (key, value, default) in limits(c).into_iter().chain(settings(c)) {
-        rs.row(vec![cell(key), cell(value), cell(default), cell("no")]);
+        let changeable = if config::RESTART_KEYS.contains(&key) {
+            "no"
+        } else {
+            "yes"
+        };
+        rs.row(vec![
+            cell(key),
+            cell(value),
+            cell(default),
+            cell(changeable),
+        ]);
     }
     rs
 }
