@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod cache;
 pub mod config;
 pub mod frontend;
 pub mod net;

@@ -28,23 +28,29 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "topology",
+        "cache",
         &[
             "util", "protocol", "config", "auth", "stats", "router", "net", "backend",
+        ],
+    ),
+    (
+        "topology",
+        &[
+            "util", "protocol", "config", "auth", "stats", "router", "net", "backend", "cache",
         ],
     ),
     (
         "frontend",
         &[
             "util", "protocol", "config", "auth", "stats", "router", "params", "prepared", "net",
-            "backend", "topology",
+            "backend", "cache", "topology",
         ],
     ),
     (
         "app",
         &[
             "util", "protocol", "config", "auth", "stats", "router", "params", "prepared", "net",
-            "backend", "topology", "frontend",
+            "backend", "cache", "topology", "frontend",
         ],
     ),
 ];

@@ -53,6 +53,7 @@ pub(super) fn start_cluster_tasks(shared: &Shared, cluster: &Arc<Cluster>) {
         .or_else(|| shared.config.users.first().map(|u| u.name.clone()));
     tokio::spawn(cluster.clone().drain_on_changes(cluster.stop.subscribe()));
     tokio::spawn(cluster.clone().keep_warm(cluster.stop.subscribe()));
+    start_cache_task(shared, cluster);
     let Some(user) = user else {
         tracing::warn!(db = %db.name, "no user to run health checks as: roles are learned from pooled connections only");
         return;
@@ -74,6 +75,37 @@ pub(super) fn start_cluster_tasks(shared: &Shared, cluster: &Arc<Cluster>) {
             .clone()
             .run_checker(login, interval, cluster.stop.subscribe()),
     );
+}
+
+/// Starts the result cache's change stream (and catalog) task, if the cache is on.
+fn start_cache_task(shared: &Shared, cluster: &Arc<Cluster>) {
+    let Some(cache) = cluster.cache.clone() else {
+        return;
+    };
+    let db = &cluster.db;
+    let login = cache
+        .config
+        .user
+        .clone()
+        .map(|user| crate::cache::StreamLogin {
+            secret: shared.users.server_secret(&db.name, &user),
+            user,
+            dbname: db.dbname.clone(),
+            timeout: shared.config.connect_timeout(),
+            tls: cluster.server_tls.clone(),
+        });
+    let topology = cluster.topology.clone();
+    let primary = Box::new(move || {
+        let snap = topology.snapshot();
+        let host = snap.hosts.get(snap.primary()?)?;
+        Some((host.addr.clone(), host.lsn))
+    });
+    tokio::spawn(crate::cache::run(
+        cache,
+        login,
+        primary,
+        cluster.stop.subscribe(),
+    ));
 }
 
 /// Takes each database's traffic totals every stats period, for the averages; when

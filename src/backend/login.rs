@@ -64,6 +64,9 @@ pub struct LoginParams<'a> {
     pub statements_per_connection: usize,
     /// Whether and how to use TLS (`server_tls`).
     pub tls: &'a ServerTlsConfig,
+    /// A logical replication connection (`replication=database`), for the cache's change
+    /// stream.
+    pub replication: bool,
 }
 
 /// Connects and logs in, all within `p.timeout`.
@@ -147,6 +150,9 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
     let mut params = vec![("user", p.user), ("database", p.dbname)];
     if let Some(name) = p.application_name {
         params.push(("application_name", name));
+    }
+    if p.replication {
+        params.push(("replication", "database"));
     }
     frontend::startup_message(params, &mut out).map_err(io_err)?;
     stream.send_all(&out).await.map_err(io_err)?;

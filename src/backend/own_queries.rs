@@ -60,6 +60,31 @@ pub async fn query_row_with(
     read_first_row(stream, buf).await
 }
 
+/// Runs `sql` and returns every row's columns as text (None for NULL).
+pub async fn query_rows(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, PgError> {
+    send_query(stream, sql).await?;
+    let mut rows = Vec::new();
+    let mut error = None;
+    loop {
+        let h = read_frame(stream, buf).await.map_err(lost)?;
+        let frame = buf.split_to(h.total_len);
+        match h.tag {
+            b'D' => rows.extend(decode_row(&frame[HEADER_LEN..])),
+            b'E' => error = error_fields(&frame),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(rows),
+    }
+}
+
 /// Reads the replies to one query up to ReadyForQuery: its first row, or its error.
 async fn read_first_row(
     stream: &mut Stream,
@@ -123,7 +148,7 @@ fn lost(e: std::io::Error) -> PgError {
 }
 
 /// Sends `sql` as one simple Query.
-async fn send_query(stream: &mut Stream, sql: &str) -> Result<(), PgError> {
+pub async fn send_query(stream: &mut Stream, sql: &str) -> Result<(), PgError> {
     let mut out = BytesMut::new();
     messages::write_message(&mut out, b'Q', |b| {
         b.extend_from_slice(sql.as_bytes());

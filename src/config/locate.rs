@@ -162,6 +162,22 @@ pub(super) const DATABASE_KEYS: &[&str] = &[
     "max_db_connections",
     "server_tls",
     "server_ca",
+    "cache",
+];
+
+/// The keys of `RawCache` (checked against serde's list by a test).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) const CACHE_KEYS: &[&str] = &[
+    "enabled",
+    "max_bytes",
+    "max_result_bytes",
+    "ttl_ms",
+    "invalidation",
+    "tables",
+    "exclude_tables",
+    "user",
+    "publication",
+    "immutable_functions",
 ];
 
 /// The keys of `RawTls` (checked against serde's list by a test).

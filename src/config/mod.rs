@@ -3,11 +3,14 @@
 //! (with the line and key path; see `validate`).
 
 mod access;
+mod cache;
 mod host_addr;
 mod locate;
 mod operations;
 mod types;
 mod validate;
+
+pub use validate::cache_table_name;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,7 @@ pub use access::{
     AuthQuery, ClientTls, ClientTlsMode, HbaAddress, HbaMethod, HbaRule, HbaType, ServerTlsMode,
     DEFAULT_AUTH_QUERY, DEFAULT_AUTH_QUERY_LIFETIME_MS,
 };
+pub use cache::{CacheConfig, Invalidation};
 pub use operations::{
     ClientTimeouts, ConsoleRole, LogFormat, Operations, PoolLimits, CONSOLE_DATABASES,
     DEFAULT_MAX_CLIENT_CONNECTIONS, RESTART_KEYS,
@@ -181,5 +185,7 @@ impl Config {
 
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::access::{
     AuthQuery, ClientTls, ClientTlsMode, HbaMethod, HbaRule, HbaType, ServerTlsMode,
 };
+use super::cache::{CacheConfig, RawCache};
 pub use super::host_addr::{HostAddr, HostAddrError};
 use super::operations::{ClientTimeouts, LogFormat, Operations, PoolLimits};
 use std::time::Duration;
@@ -332,6 +333,8 @@ pub struct Database {
     pub server_tls: ServerTlsMode,
     /// PEM CA certificates for `verify-ca` / `verify-full`.
     pub server_ca: Option<PathBuf>,
+    /// `[databases.<name>.cache]`.
+    pub cache: CacheConfig,
 }
 
 /// How reads after a client's own write avoid stale replicas (`read_your_writes`).
@@ -464,4 +467,5 @@ pub(super) struct RawDatabase {
     pub max_db_connections: Option<Spanned<u64>>,
     pub server_tls: Option<Spanned<ServerTlsMode>>,
     pub server_ca: Option<Spanned<String>>,
+    pub cache: Option<Spanned<RawCache>>,
 }

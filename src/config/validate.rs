@@ -20,7 +20,10 @@ use super::types::{
 use super::ConfigError;
 
 mod access_checks;
+mod cache_checks;
 mod operations_checks;
+
+pub use cache_checks::cache_table_name;
 
 /// Parses and validates a whole document.
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -68,6 +71,7 @@ impl Checker<'_> {
                 self.size(raw.$key, stringify!($key), $default, $min, $max, "")?
             };
         }
+        let users = self.users(raw.users, auth_method)?;
         let mut config = Config {
             listen: self.listen(raw.listen)?,
             auth_method,
@@ -94,8 +98,8 @@ impl Checker<'_> {
             hba: self.hba(raw.hba, client_certificates)?,
             auth_query: raw.auth_query.map(|a| self.auth_query(a)).transpose()?,
             operations: Operations::default(),
-            users: self.users(raw.users, auth_method)?,
-            databases: self.databases(raw.databases)?,
+            databases: self.databases(raw.databases, &users)?,
+            users,
         };
         config.operations = self.operations(ops, &config.users)?;
         Ok(config)
@@ -250,6 +254,7 @@ impl Checker<'_> {
     fn databases(
         &self,
         raw: Option<BTreeMap<Spanned<String>, RawDatabase>>,
+        users: &[User],
     ) -> Result<BTreeMap<String, Database>, ConfigError> {
         let raw = raw.unwrap_or_default();
         if raw.is_empty() {
@@ -261,7 +266,7 @@ impl Checker<'_> {
         for (name, db) in raw {
             let path = format!("databases.{}", key_segment(name.get_ref()));
             self.identifier(&name, &path, "database name")?;
-            let database = self.database(&name, &path, db)?;
+            let database = self.database(&name, &path, db, users)?;
             databases.insert(name.into_inner(), database);
         }
         Ok(databases)
@@ -272,11 +277,13 @@ impl Checker<'_> {
         name: &Spanned<String>,
         path: &str,
         mut raw: RawDatabase,
+        users: &[User],
     ) -> Result<Database, ConfigError> {
         let min_span = raw.min_pool_size.as_ref().map(|v| v.span());
         let (timeouts, pool_limits) = self.database_limits(path, &mut raw)?;
         let hosts = self.hosts(self.required(raw.hosts, &name.span(), path, "hosts")?, path)?;
         let (server_tls, server_ca) = self.server_tls(name, path, raw.server_tls, raw.server_ca)?;
+        let cache = self.cache(raw.cache.take(), path, users)?;
         let dbname = self
             .optional_identifier(raw.dbname, path, "dbname", "dbname")?
             .unwrap_or_else(|| name.get_ref().clone());
@@ -337,6 +344,7 @@ impl Checker<'_> {
             pool_limits,
             server_tls,
             server_ca,
+            cache,
         })
         .and_then(|db| self.min_within_size(db, path, min_span.unwrap_or_else(|| name.span())))
     }

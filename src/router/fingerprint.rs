@@ -11,6 +11,34 @@ use super::Target;
 pub struct Fingerprint {
     pub hash: u64,
     pub hint: Option<Target>,
+    /// `switchyard: cache` (true) or `switchyard: no-cache` (false).
+    pub cache_hint: Option<bool>,
+    /// A string literal reads `now`, `today`, `tomorrow` or `yesterday`: as a date or time
+    /// it is the moment the query runs, so the result must not be cached.
+    pub time_word: bool,
+}
+
+/// Whether a string literal (as written, quotes included) is one of the date/time input
+/// words that mean "when the query runs".
+pub fn is_time_word_literal(lit: &[u8]) -> bool {
+    if lit.len() > 24 {
+        return false;
+    }
+    let body = match lit {
+        [b'e' | b'E', b'\'', rest @ ..] | [b'\'', rest @ ..] => rest.strip_suffix(b"'"),
+        [b'$', ..] => {
+            let open = lit.iter().skip(1).position(|&c| c == b'$').map(|p| p + 2);
+            open.and_then(|o| lit.get(o..lit.len().saturating_sub(o)))
+        }
+        _ => None,
+    };
+    let Some(body) = body else {
+        return false;
+    };
+    let word = body.trim_ascii();
+    [&b"now"[..], b"today", b"tomorrow", b"yesterday"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -48,13 +76,18 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
     let mut lx = Lexer::new(sql);
     let mut h: u64 = 0;
     let mut n: u64 = 0;
+    let mut time_word = false;
     for t in lx.by_ref() {
         n += 1;
         let text = &b[t.start..t.end];
         h = match t.kind {
             Tok::Word => mix_bytes(mix(h, 1), text, true),
             Tok::QuotedIdent => mix_bytes(mix(h, 2), text, false),
-            Tok::Literal | Tok::Param => mix(h, 3),
+            Tok::Literal => {
+                time_word |= text.len() <= 24 && is_time_word_literal(text);
+                mix(h, 3)
+            }
+            Tok::Param => mix(h, 3),
             Tok::Op => mix_bytes(mix(h, 4), text, false),
             Tok::Punct => mix(h, 5 ^ (u64::from(text[0]) << 8)),
         };
@@ -64,10 +97,16 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
         None => 0,
         Some(Target::Primary) => 1,
         Some(Target::Replica) => 2,
+    } + match lx.cache_hint {
+        None => 0,
+        Some(true) => 4,
+        Some(false) => 8,
     };
     Fingerprint {
         hash: fmix64(mix(mix(h, n), tag)),
         hint,
+        cache_hint: lx.cache_hint,
+        time_word,
     }
 }
 
@@ -123,6 +162,20 @@ mod tests {
         for (a, b) in pairs {
             assert_ne!(fp(a), fp(b), "{a} / {b}");
         }
+    }
+
+    #[test]
+    fn time_words_and_cache_hints() {
+        let f = fingerprint("SELECT * FROM t WHERE d > ' Now '::date /* switchyard: cache */");
+        assert!(f.time_word);
+        assert_eq!(f.cache_hint, Some(true));
+        assert!(fingerprint("SELECT $$today$$::date").time_word);
+        assert!(fingerprint("SELECT E'YESTERDAY'").time_word);
+        assert!(!fingerprint("SELECT 'known', 'nowhere', now").time_word);
+        let n = fingerprint("SELECT 1 /* switchyard: cache */ -- switchyard: no-cache");
+        assert_eq!(n.cache_hint, Some(false));
+        assert_ne!(n.hash, fingerprint("SELECT 1").hash);
+        assert_eq!(fingerprint("SELECT 1").cache_hint, None);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub(crate) struct Lexer<'a> {
     b: &'a [u8],
     pos: usize,
     pub hint: Option<Target>,
+    /// `switchyard: cache` (true) or `switchyard: no-cache` (false); no-cache wins.
+    pub cache_hint: Option<bool>,
 }
 
 impl<'a> Lexer<'a> {
@@ -49,7 +51,12 @@ impl<'a> Lexer<'a> {
 
     /// A lexer over `b` that starts at byte `pos` (which must not be inside a token).
     pub fn at_offset(b: &'a [u8], pos: usize) -> Lexer<'a> {
-        Lexer { b, pos, hint: None }
+        Lexer {
+            b,
+            pos,
+            hint: None,
+            cache_hint: None,
+        }
     }
 
     /// Where the next token (or blank) starts.
@@ -109,9 +116,15 @@ impl<'a> Lexer<'a> {
     }
 
     fn note_hint(&mut self, start: usize, end: usize) {
-        if let Some(t) = parse_hint(self.b.get(start..end).unwrap_or(&[])) {
+        let body = self.b.get(start..end).unwrap_or(&[]);
+        if let Some(t) = parse_hint(body) {
             if self.hint != Some(Target::Primary) {
                 self.hint = Some(t);
+            }
+        }
+        if let Some(c) = parse_cache_hint(body) {
+            if self.cache_hint != Some(false) {
+                self.cache_hint = Some(c);
             }
         }
     }
@@ -259,32 +272,50 @@ fn is_op_char(c: u8) -> bool {
     b"+-*/<>=~!@#%^&|`?".contains(&c)
 }
 
-/// Finds `switchyard: primary|replica` (case-insensitive, blanks allowed) in a comment body.
-fn parse_hint(body: &[u8]) -> Option<Target> {
+/// The word after each `switchyard:` in a comment body (case-insensitive, blanks allowed).
+fn hint_words(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     const KEY: &[u8] = b"switchyard";
     let trim = |s: &[u8]| {
         s.iter()
             .position(|c| !c.is_ascii_whitespace())
             .unwrap_or(s.len())
     };
-    let is = |s: &[u8], w: &[u8]| {
-        s.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w))
-            && !s.get(w.len()).is_some_and(|&c| is_ident_char(c))
-    };
-    let mut found = None;
-    for i in 0..body.len() {
-        let Some(rest) = body.get(i..).filter(|r| is(r, KEY)) else {
-            continue;
-        };
+    (0..body.len()).filter_map(move |i| {
+        let rest = body.get(i..).filter(|r| hint_is(r, KEY))?;
         let rest = &rest[KEY.len()..];
-        let Some(rest) = rest[trim(rest)..].strip_prefix(b":") else {
-            continue;
-        };
-        let rest = &rest[trim(rest)..];
-        if is(rest, b"primary") {
+        let rest = rest[trim(rest)..].strip_prefix(b":")?;
+        Some(&rest[trim(rest)..])
+    })
+}
+
+/// `s` starts with the word `w` (ignoring case) and no identifier character follows it.
+fn hint_is(s: &[u8], w: &[u8]) -> bool {
+    s.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w))
+        && !s.get(w.len()).is_some_and(|&c| is_ident_char(c))
+}
+
+/// Finds `switchyard: cache|no-cache` in a comment body (no-cache wins).
+fn parse_cache_hint(body: &[u8]) -> Option<bool> {
+    let mut found = None;
+    for rest in hint_words(body) {
+        if hint_is(rest, b"no-cache") {
+            return Some(false);
+        }
+        if hint_is(rest, b"cache") {
+            found = Some(true);
+        }
+    }
+    found
+}
+
+/// Finds `switchyard: primary|replica` (case-insensitive, blanks allowed) in a comment body.
+fn parse_hint(body: &[u8]) -> Option<Target> {
+    let mut found = None;
+    for rest in hint_words(body) {
+        if hint_is(rest, b"primary") {
             return Some(Target::Primary);
         }
-        if is(rest, b"replica") {
+        if hint_is(rest, b"replica") {
             found = Some(Target::Replica);
         }
     }

@@ -10,12 +10,16 @@
 //! lists), `cache` (sharded LRU), `route_counts` (the names of the routing counters).
 
 mod cache;
+mod cacheable;
+#[cfg(test)]
+mod cacheable_tests;
 mod classify;
 mod fingerprint;
 mod lexer;
 mod route_counts;
 pub mod statement_text;
 
+pub use cacheable::{read_shape, write_targets, CacheReject, ReadShape, WriteTargets};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use route_counts::{count_route, route_counts, ROUTE_COUNTER_SHAPE};
 

@@ -3,10 +3,12 @@
 //! Plain atomics, no crate imports: a counter's meaning (a route reason's name, say) belongs
 //! to the layer that counts it, which also turns the numbers back into names for reports.
 
+mod cache;
 mod counters;
 mod routes;
 mod traffic;
 
+pub use cache::{CacheStats, Gauge, CACHE_REJECT_SLOTS};
 pub use counters::{Counter, StripedCounter};
 pub use routes::RouteCounters;
 pub use traffic::{
@@ -27,6 +29,8 @@ pub struct ClusterStats {
     pub route_cache_misses: StripedCounter,
     /// Transactions, queries, bytes and times (SHOW STATS, metrics).
     pub traffic: Traffic,
+    /// The result cache (all zero when it is off).
+    pub cache: CacheStats,
 }
 
 impl ClusterStats {
@@ -40,6 +44,7 @@ impl ClusterStats {
             route_cache_hits: StripedCounter::new(stripes),
             route_cache_misses: StripedCounter::new(stripes),
             traffic: Traffic::default(),
+            cache: CacheStats::new(stripes),
         }
     }
 }

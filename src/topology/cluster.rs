@@ -8,6 +8,7 @@ use crate::auth::ServerSecret;
 use crate::backend::pool::{
     self, build_pool, checkout_error, Checkout, PoolError, PoolSettings, ServerManager, ServerPool,
 };
+use crate::cache::ResultCache;
 use crate::config::{Database, LoadBalancing};
 use crate::net::ServerTlsConfig;
 use crate::protocol::messages::PgError;
@@ -44,6 +45,8 @@ pub struct Cluster {
     pub(super) pause: super::admin_state::PauseSwitch,
     /// Per host: `max_db_connections` across the users' pools.
     caps: Vec<Arc<pool::HostCap>>,
+    /// The result cache (`[databases.<name>.cache] enabled`).
+    pub cache: Option<Arc<ResultCache>>,
     /// Set when the cluster is retired (shutdown, or a reload that replaced it): its health
     /// checker and pool drain end.
     pub stop: watch::Sender<bool>,
@@ -68,7 +71,12 @@ impl Cluster {
             .iter()
             .map(|_| pool::HostCap::new(db.pool_limits.max_db_connections))
             .collect();
+        let cache = db
+            .cache
+            .enabled
+            .then(|| Arc::new(ResultCache::new(db.cache.clone(), stats.clone())));
         Cluster {
+            cache,
             classifier: Classifier::new(
                 &db.write_functions,
                 &db.read_only_functions,

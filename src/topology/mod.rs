@@ -221,6 +221,7 @@ async fn check_host(
             // The checker prepares nothing.
             statements_per_connection: 1,
             tls: &login.tls,
+            replication: false,
         };
         match connect(&params).await {
             Ok(c) => *slot = Some(c),

@@ -79,6 +79,7 @@ impl ServerManager {
             application_name: None,
             statements_per_connection: self.statements_per_connection,
             tls: &self.tls,
+            replication: false,
         }))
         .await?;
         conn.generation = self.current_generation();

@@ -79,6 +79,8 @@ impl Session {
             fresh: true,
             acct: Accounting::after_checkout(waited_us),
             cancelled_at: None,
+            fill: None,
+            cache_writes: None,
         }));
         Ok(())
     }
@@ -160,7 +162,8 @@ impl Session {
             return;
         }
         let mut lsn = None;
-        if mode == crate::config::ReadYourWrites::Lsn && db.hosts.len() > 1 {
+        let cached = self.cluster.cache.is_some();
+        if (mode == crate::config::ReadYourWrites::Lsn || cached) && db.hosts.len() > 1 {
             if let Some(a) = self.server.as_mut() {
                 let limit = self.shared.config.connect_timeout();
                 let q = query_row(
@@ -181,7 +184,7 @@ impl Session {
                     _ => a.conn.broken = true,
                 }
                 self.io.bufs.get().sin.clear();
-                if lsn.is_none() {
+                if lsn.is_none() && mode == crate::config::ReadYourWrites::Lsn {
                     // Unknown position: keep reads on the primary for a while instead.
                     self.ryw.wrote(
                         crate::config::ReadYourWrites::Window,
@@ -191,6 +194,7 @@ impl Session {
                 }
             }
         }
+        self.invalidate_at_lsn(lsn.unwrap_or(u64::MAX));
         self.ryw.wrote(mode, window, lsn);
     }
 
@@ -219,6 +223,8 @@ impl Session {
 
     /// The server connection died under this client.
     pub(super) async fn on_server_lost(&mut self, why: &str) -> Flow {
+        // A commit may have happened before the connection died.
+        self.invalidate_at_lsn(u64::MAX);
         let Some(mut a) = self.server.take() else {
             return Flow::Continue;
         };
@@ -249,6 +255,7 @@ impl Session {
 
     /// The client is gone (or told to go): return or close the server connection.
     pub(super) async fn detach_on_close(&mut self) {
+        self.invalidate_at_lsn(u64::MAX);
         let Some(mut a) = self.server.take() else {
             return;
         };

@@ -5,8 +5,10 @@
 use super::super::route_request::Decision;
 use super::accounting::Accounting;
 use crate::backend::Checkout;
+use crate::cache::Fill;
 use crate::params::ParamChange;
 use crate::protocol::messages::{PgError, TxStatus};
+use crate::router::WriteTargets;
 
 /// A server connection while a client uses it.
 pub struct Attached {
@@ -36,4 +38,8 @@ pub struct Attached {
     pub acct: Accounting,
     /// `query_timeout_ms` cancelled the request numbered this (`sent` then).
     pub cancelled_at: Option<u64>,
+    /// The replies being recorded for the result cache (a cacheable request that missed).
+    pub fill: Option<Box<Fill>>,
+    /// What the statements forwarded in this transaction may change (result cache).
+    pub cache_writes: Option<WriteTargets>,
 }

@@ -74,6 +74,12 @@ impl Session {
     /// Forwards the complete client frames to the attached server, tracking sync points and
     /// parameter changes; a Terminate ends the session.
     pub(super) async fn forward_client_frames(&mut self) -> Flow {
+        if let Some(a) = self.server.as_mut() {
+            if let (false, Some(f)) = (a.fresh, a.fill.as_mut()) {
+                // More than the one Query the recording is for.
+                f.abandon(crate::cache::Reject::NotSingleQuery);
+            }
+        }
         if self.held_back_from_replica() {
             return Flow::Continue;
         }
@@ -152,6 +158,13 @@ impl Session {
             return Ok(built);
         };
         let a: &mut Attached = a;
+        // Writes are tracked for the result cache's invalidation (only the primary writes).
+        let cache = self
+            .cluster
+            .cache
+            .as_deref()
+            .filter(|_| a.decision.target == Target::Primary);
+        let writes = &mut a.cache_writes;
         let conn: &mut crate::backend::ServerConn = &mut a.conn;
         let mut rw = Rewriter {
             registry: &self.shared.statements,
@@ -177,6 +190,18 @@ impl Session {
                 break;
             }
             let replaced = track.frame(&mut rw, h.tag, frame)?;
+            if let Some(cache) = cache {
+                let sql = match h.tag {
+                    b'Q' | b'P' => crate::protocol::client_msgs::sql_of(h.tag, frame),
+                    b'B' => crate::protocol::client_msgs::bind_statement(frame)
+                        .and_then(|n| rw.client.get(n))
+                        .map(|info| info.query()),
+                    _ => None,
+                };
+                if let Some(sql) = sql {
+                    Session::note_cache_write(cache, sql, writes);
+                }
+            }
             let unchanged = replaced.is_none() && Rewriter::passes_through(h.tag);
             if built.direct && !unchanged {
                 // The frames before this one go out as they came.

@@ -6,6 +6,7 @@
 mod accounting;
 mod attach;
 mod attached;
+mod cache_path;
 mod forward;
 mod server_input;
 mod timeouts;
@@ -400,6 +401,14 @@ impl Session {
             if !self.local.active() {
                 match self.needs_server() {
                     Ok(Some(true)) => {
+                        let missed = match self.look_up_cache() {
+                            cache_path::Looked::Hit => match self.io.flush().await {
+                                Ok(()) => continue,
+                                Err(_) => return Flow::Close,
+                            },
+                            cache_path::Looked::Missed(m) => Some(m),
+                            cache_path::Looked::NotCacheable => None,
+                        };
                         let d = decide(
                             &self.cluster.db,
                             &self.cluster.classifier,
@@ -420,10 +429,17 @@ impl Session {
                                 &a.decision.reason,
                             );
                         }
-                        if let Err(e) = attached {
-                            tracing::debug!(client = %self.label(), error = %e, "attach failed");
-                            self.count_error(e.code);
-                            self.local.fail_request(e);
+                        match attached {
+                            Ok(()) => {
+                                if let Some(m) = missed {
+                                    self.begin_fill(m);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(client = %self.label(), error = %e, "attach failed");
+                                self.count_error(e.code);
+                                self.local.fail_request(e);
+                            }
                         }
                         continue;
                     }
@@ -495,13 +511,20 @@ impl Session {
                     self.statements.replace(&old, &fresh);
                     tracing::info!(client = %self.label(), old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
                 }
+                let note_write =
+                    release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
                 if let Some(a) = self.server.as_mut() {
                     if a.pending == 0 && a.status == TxStatus::Idle {
                         a.acct.flush(&self.cluster.stats.traffic);
+                        if a.cache_writes.is_some() {
+                            self.invalidate_written(note_write);
+                        }
                     }
                 }
-                let note_write =
-                    release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
+                let mut fill = match (release, self.server.as_mut()) {
+                    (true, Some(a)) => a.fill.take(),
+                    _ => None,
+                };
                 // Everything the server sent is handled once `tail` is written: the buffer is
                 // set aside so that the connection can be released first.
                 let mut handled = if release {
@@ -513,12 +536,18 @@ impl Session {
                     self.release();
                 }
                 if let Some(range) = tail {
+                    if let Some(f) = fill.as_mut() {
+                        f.push(&handled[range.clone()]);
+                    }
                     if self.io.stream.send_all(&handled[range]).await.is_err() {
                         return Flow::Close;
                     }
                 }
                 if self.io.flush().await.is_err() {
                     return Flow::Close;
+                }
+                if let Some(f) = fill {
+                    self.finish_fill(f);
                 }
                 if release {
                     handled.clear();

@@ -5,6 +5,7 @@
 
 use super::attached::Attached;
 use crate::backend::server_frames::SERVER_MAX_FRAME;
+use crate::cache::Fill;
 use crate::net::Stream;
 use crate::params::{apply_change, fresh_version, is_tracked_report, ParamMap, ParamValue, Wanted};
 use crate::prepared::expect::Action;
@@ -88,7 +89,8 @@ impl ServerInput {
         let mut w = Walk::default();
         self.walk(sbuf, out, &mut t, &mut w)?;
         t.attached.acct.bytes_out += w.pos as u64;
-        w.finish(sbuf, client, out).await
+        w.finish(sbuf, client, out, t.attached.fill.as_deref_mut())
+            .await
     }
 
     /// Advances over the frames in `sbuf`, up to the end of what is there (or the
@@ -170,6 +172,7 @@ impl Walk {
         sbuf: &mut BytesMut,
         client: &mut Stream,
         out: &mut BytesMut,
+        fill: Option<&mut Fill>,
     ) -> Result<Outcome, ProcessError> {
         let spliced = !out.is_empty();
         if spliced {
@@ -182,12 +185,19 @@ impl Walk {
                 stale: self.stale,
             });
         }
-        let write = if spliced {
-            client.send_all(out).await
-        } else if self.pos > self.fwd_start {
-            client.send_all(&sbuf[self.fwd_start..self.pos]).await
+        let sent: &[u8] = if spliced {
+            out
         } else {
+            &sbuf[self.fwd_start..self.pos]
+        };
+        if let Some(f) = fill {
+            // The tee of the result cache: what the client gets, recorded as it goes.
+            f.push(sent);
+        }
+        let write = if sent.is_empty() {
             Ok(())
+        } else {
+            client.send_all(sent).await
         };
         if spliced {
             out.clear();
