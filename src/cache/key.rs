@@ -1,5 +1,5 @@
 //! Cache keys: who asks (the login user; `SET ROLE` and every other setting are in the
-//! settings digest), the digest of the session's settings, and the request's bytes.
+//! settings digest), the digest of the session's settings, and the request's key bytes.
 
 use super::store::Key;
 use std::hash::{Hash, Hasher};
@@ -17,8 +17,9 @@ pub fn settings_digest(settings: &impl Hash) -> [u8; 16] {
     out
 }
 
-/// The key of a simple-protocol request: `query` is its whole Query frame.
-pub fn simple_query_key(user: &str, settings: &[u8; 16], query: &[u8]) -> Key {
+/// The key of a request: `request` is its key bytes (a whole Query frame, or an extended
+/// execution with names replaced by what they stand for).
+pub fn request_key(user: &str, settings: &[u8; 16], query: &[u8]) -> Key {
     let mut bytes = Vec::with_capacity(user.len() + 1 + 16 + query.len());
     bytes.extend_from_slice(user.as_bytes());
     bytes.push(0);
@@ -41,14 +42,11 @@ mod tests {
         let s1 = settings_digest(&vec![("search_path", "a")]);
         let s2 = settings_digest(&vec![("search_path", "b")]);
         assert_ne!(s1, s2);
-        let k = simple_query_key("u", &s1, b"Qx");
-        assert_eq!(k, simple_query_key("u", &s1, b"Qx"));
-        assert_ne!(k, simple_query_key("v", &s1, b"Qx"));
-        assert_ne!(k, simple_query_key("u", &s2, b"Qx"));
-        assert_ne!(k, simple_query_key("u", &s1, b"Qy"));
-        assert_ne!(
-            simple_query_key("ab", &s1, b"c"),
-            simple_query_key("a", &s1, b"bc")
-        );
+        let k = request_key("u", &s1, b"Qx");
+        assert_eq!(k, request_key("u", &s1, b"Qx"));
+        assert_ne!(k, request_key("v", &s1, b"Qx"));
+        assert_ne!(k, request_key("u", &s2, b"Qx"));
+        assert_ne!(k, request_key("u", &s1, b"Qy"));
+        assert_ne!(request_key("ab", &s1, b"c"), request_key("a", &s1, b"bc"));
     }
 }

@@ -24,7 +24,7 @@ mod store;
 pub use catalog::Catalog;
 pub use change_stream::{run, StreamLogin};
 pub use fill::Fill;
-pub use key::{settings_digest, simple_query_key};
+pub use key::{request_key, settings_digest};
 pub use reject::{Reject, ALL_REJECTS};
 pub use shapes::Shape;
 pub use store::Key;

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth_query;
 pub mod authenticate;
+pub mod cache_request;
 pub mod client_io;
 pub mod clients;
 pub mod control;

@@ -1,12 +1,13 @@
-//! The result cache in the request loop: a lone simple Query outside a transaction is
-//! looked up before any routing or checkout (a hit costs no server), a miss records its
+//! The result cache in the request loop: a lone execution outside a transaction (one
+//! Query, or `[Parse] Bind [Describe] Execute Sync`) is looked up before any routing or
+//! checkout (a hit costs no server), a miss records its
 //! replies as they stream to the client and offers them to the cache at the release, and
 //! writes through this session invalidate the tables they touched when their transaction
 //! ends (again with the primary's WAL position once it is known).
 
+use super::super::cache_request::cache_request;
 use super::*;
-use crate::cache::{settings_digest, simple_query_key, Fill, Key, Reject, ResultCache, Shape};
-use crate::protocol::client_msgs::query_sql;
+use crate::cache::{request_key, settings_digest, Fill, Key, Reject, ResultCache, Shape};
 use crate::router::{fingerprint, WriteTargets};
 
 /// A cacheable request that missed: what its fill needs once a server is attached.
@@ -49,7 +50,7 @@ pub(super) fn merge_writes(into: &mut Option<WriteTargets>, more: &WriteTargets)
 }
 
 impl Session {
-    /// Looks the buffered request up in the cache, if it is one Query alone.
+    /// Looks the buffered request up in the cache, if it is one execution alone.
     pub(super) fn look_up_cache(&mut self) -> Looked {
         let Some(cache) = self.cluster.cache.as_deref() else {
             return Looked::NotCacheable;
@@ -57,19 +58,12 @@ impl Session {
         if self.mode != PoolMode::Transaction {
             return Looked::NotCacheable;
         }
-        let input = self.io.bufs.client_input();
-        let frame = match crate::protocol::frame::complete_frame(
-            input,
-            self.shared.config.max_message_size,
-        ) {
-            Ok(Some(h)) if h.tag == b'Q' && h.total_len == input.len() => input,
-            _ => return Looked::NotCacheable,
-        };
-        let Some(sql) = query_sql(frame) else {
+        let max = self.shared.config.max_message_size;
+        let Some(req) = cache_request(self.io.bufs.client_input(), max, &self.statements) else {
             return Looked::NotCacheable;
         };
-        let fp = fingerprint(sql);
-        let shape = cache.shape(sql, &fp);
+        let fp = fingerprint(req.sql);
+        let shape = cache.shape(req.sql, &fp);
         match shape.rejected() {
             Some(Reject::Shape(crate::router::CacheReject::NotASelect)) => {
                 return Looked::NotCacheable
@@ -78,16 +72,17 @@ impl Session {
                 cache.reject(why);
                 return Looked::NotCacheable;
             }
-            None if fp.time_word => {
+            None if fp.time_word || req.time_word_param => {
                 cache.reject(Reject::TimeWord);
                 return Looked::NotCacheable;
             }
             None => {}
         }
-        let key = simple_query_key(&self.pools.user, &settings_key(&self.wanted.map), frame);
+        let settings = settings_key(&self.wanted.map);
+        let key = request_key(&self.pools.user, &settings, &req.key);
+        let len = req.len;
         match cache.lookup(&key, self.ryw.min_lsn) {
             Some(reply) => {
-                let len = frame.len();
                 let out = self.io.out();
                 out.extend_from_slice(&reply);
                 messages::ready_for_query(out, TxStatus::Idle);

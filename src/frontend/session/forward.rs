@@ -114,6 +114,9 @@ impl Session {
             let out = self.io.out();
             out.clear();
             a.conn.queue.drain_synthetic(out);
+            if let Some(f) = a.fill.as_mut() {
+                f.push(out);
+            }
             if self.io.flush().await.is_err() {
                 return Flow::Close;
             }
