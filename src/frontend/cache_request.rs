@@ -110,12 +110,12 @@ impl<'a> Extended<'a> {
                 self.key.extend_from_slice(values);
                 self.bound = true;
             }
-            b'D' if self.bound && !self.executed && body.first() == Some(&b'P') => {
-                if read_cstr(&body[1..])?.0.is_empty() {
-                    self.key.push(b'D');
-                } else {
-                    return None;
-                }
+            b'D' if self.bound
+                && !self.executed
+                && body.first() == Some(&b'P')
+                && read_cstr(&body[1..])?.0.is_empty() =>
+            {
+                self.key.push(b'D');
             }
             b'E' if self.bound && !self.executed => {
                 let (portal, rest) = read_cstr(body)?;
