@@ -391,3 +391,61 @@ async fn metrics_move_with_traffic_and_health_endpoints_answer() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_cache_show_route_and_metrics_report_the_result_cache() {
+    let cluster = PgCluster::shared();
+    cluster
+        .primary
+        .psql_super(APP_DB, "DROP TABLE IF EXISTS admin_cached");
+    cluster
+        .primary
+        .psql_super(APP_DB, "CREATE TABLE admin_cached (id int PRIMARY KEY)");
+    cluster.wait_replicas_caught_up();
+    let top = format!("{CONSOLE}metrics_listen = \"127.0.0.1:0\"");
+    let server = proxy::start(cluster, &top, "[databases.app.cache]\nenabled = true\n").await;
+    let c = console(&server, "switchyard").await;
+    let app = proxy::connect(&server).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        app.simple_query("SELECT id FROM admin_cached")
+            .await
+            .expect("read");
+        let row = rows(&c, "SHOW CACHE").await.remove(0);
+        if num(&row, "hits") > 0 {
+            assert_eq!(text(&row, "database"), "app");
+            assert_eq!(text(&row, "invalidation"), "wal");
+            assert!(
+                num(&row, "entries") >= 1 && num(&row, "stores") >= 1,
+                "{row:?}"
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "no hit: {row:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let route = rows(&c, "SHOW ROUTE SELECT id FROM admin_cached").await;
+    assert_eq!(
+        (text(&route[0], "cached"), text(&route[0], "cache_reason")),
+        ("t", "cacheable")
+    );
+    let route = rows(&c, "SHOW ROUTE SELECT now() FROM admin_cached").await;
+    assert_eq!(
+        (text(&route[0], "cached"), text(&route[0], "cache_reason")),
+        ("f", "function")
+    );
+    app.simple_query("SELECT random() FROM admin_cached")
+        .await
+        .expect("read");
+    let m = scrape(server.metrics_addr.expect("metrics")).await;
+    assert!(sample(&m, "switchyard_cache_hits_total", &[("database", "app")]) >= 1.0);
+    assert_eq!(
+        sample(&m, "switchyard_cache_serving", &[("database", "app")]),
+        1.0
+    );
+    let rejected = [("database", "app"), ("reason", "function")];
+    assert!(sample(&m, "switchyard_cache_rejects_total", &rejected) >= 1.0);
+}

@@ -2,6 +2,8 @@
 //! what the console reports (pools, clients, hosts) and the databases' counters. Nothing is
 //! counted here: the registry is filled from the counters the layers below keep.
 
+mod cache;
+
 use crate::frontend::admin::{role_name, Snapshot};
 use crate::frontend::Shared;
 use crate::router::route_counts;
@@ -115,6 +117,7 @@ pub fn render(shared: &Shared) -> String {
     traffic(&mut r, &snap);
     routing(&mut r, &snap);
     hosts(&mut r, &snap);
+    cache::cache(&mut r, &snap);
     r.register(
         "prepared_statements",
         "Distinct prepared statements remembered across clients",

@@ -45,6 +45,7 @@ pub enum Show {
     Version,
     Lists,
     Hosts,
+    Cache,
     Help,
 }
 
@@ -61,6 +62,7 @@ const SHOWS: &[(&str, Show)] = &[
     ("version", Show::Version),
     ("lists", Show::Lists),
     ("hosts", Show::Hosts),
+    ("cache", Show::Cache),
     ("help", Show::Help),
 ];
 

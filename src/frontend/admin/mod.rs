@@ -9,6 +9,7 @@ mod admin_commands;
 mod averages;
 mod command;
 mod result_set;
+mod show_cache;
 mod show_config;
 mod show_connections;
 mod show_hosts;
@@ -246,6 +247,7 @@ fn show(shared: &Shared, what: Show) -> ResultSet {
         Show::Version => show_lists::show_version(),
         Show::Lists => show_lists::show_lists(shared, &snap()),
         Show::Hosts => show_hosts::show_hosts(&snap()),
+        Show::Cache => show_cache::show_cache(&snap()),
         Show::Help => {
             let mut rs = ResultSet::new(&[("command", Type::Text)]);
             for n in command::show_names() {

@@ -1,14 +1,29 @@
 //! SHOW ROUTE <sql>: where each database would send that SQL now and why, as a client with
-//! no earlier writes would see it, and whether its result would be cached (never yet: the
-//! result cache does not exist). One row per database.
+//! no earlier writes would see it, and whether its result would be cached (and if not,
+//! why). One row per database.
 
-use super::result_set::{cell, ResultSet, Type};
+use super::result_set::{bool_cell, cell, ResultSet, Type};
 use super::Snapshot;
+use crate::cache::Reject;
 use crate::frontend::route_request::{decide, ReadYourWritesState};
 use crate::prepared::ClientStatements;
 use crate::protocol::messages::write_message;
+use crate::router::fingerprint;
 use crate::router::Target;
 use bytes::BytesMut;
+
+/// Whether the cache would store this query's result, and the reason if not.
+fn would_cache(cluster: &crate::topology::Cluster, sql: &str) -> (bool, &'static str) {
+    let Some(cache) = cluster.cache.as_deref() else {
+        return (false, "cache off");
+    };
+    let fp = fingerprint(sql);
+    match cache.shape(sql, &fp).rejected() {
+        Some(r) => (false, r.as_str()),
+        None if fp.time_word => (false, Reject::TimeWord.as_str()),
+        None => (true, "cacheable"),
+    }
+}
 
 pub fn show_route(s: &Snapshot, sql: &str) -> ResultSet {
     use Type::Text;
@@ -17,6 +32,7 @@ pub fn show_route(s: &Snapshot, sql: &str) -> ResultSet {
         ("reason", Text),
         ("cached", Type::Bool),
         ("database", Text),
+        ("cache_reason", Text),
     ]);
     let mut query = BytesMut::new();
     write_message(&mut query, b'Q', |b| {
@@ -38,7 +54,14 @@ pub fn show_route(s: &Snapshot, sql: &str) -> ResultSet {
             Target::Primary => "primary",
             Target::Replica => "replica",
         };
-        rs.row(vec![cell(route), cell(d.reason), cell("f"), cell(&db.name)]);
+        let (cached, why) = would_cache(cluster, sql);
+        rs.row(vec![
+            cell(route),
+            cell(d.reason),
+            bool_cell(cached),
+            cell(&db.name),
+            cell(why),
+        ]);
     }
     rs
 }
