@@ -10,22 +10,6 @@ use common::cluster::{PgCluster, APP_DB};
 use common::proxy;
 use std::time::{Duration, Instant};
 
-/// Polls `sql` through `c` until it reads `want` (panics after `within`).
-async fn seen_within(c: &tokio_postgres::Client, sql: &str, want: &str, within: Duration) {
-    let t0 = Instant::now();
-    loop {
-        let got = value(c, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            t0.elapsed() < within,
-            "{sql}: still {got:?}, want {want:?} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_writes_are_seen_within_a_second_and_hits_need_no_free_server() {
     let cluster = PgCluster::shared();

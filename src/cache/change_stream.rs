@@ -6,8 +6,8 @@
 //! stream breaks or the primary changes, every entry is dropped and the task starts over
 //! on the (new) primary.
 
-use super::decoding::{test_decoding_line, Decoded, PgOutput};
-use super::{Catalog, ResultCache};
+use super::decoding::{row_key_values, test_decoding_line, Decoded, PgOutput};
+use super::{Catalog, ResultCache, RowChange};
 use crate::auth::ServerSecret;
 use crate::backend::login::{connect, LoginParams};
 use crate::backend::own_queries::{query_row, query_rows};
@@ -39,6 +39,10 @@ const CATALOG_MIN_GAP: Duration = Duration::from_secs(1);
 const CATALOG_MAX_AGE: Duration = Duration::from_secs(60);
 /// Standby status updates at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// A transaction changing more rows than this invalidates their tables whole.
+const MAX_ROWS_PER_COMMIT: usize = 1024;
+/// Keepalives are answered at most this often (unless the server asks for an answer).
+const REPLY_GAP: Duration = Duration::from_millis(25);
 
 /// Runs until `stop` turns true. Without a login the cache never serves.
 pub async fn run(
@@ -125,7 +129,7 @@ async fn serve(
     );
     cache.stats.cache.stream_up.set(i64::from(wal));
     tracing::info!(server = %addr, mode = if wal { "wal" } else { "local" }, "result cache serving");
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(REPLY_GAP);
     let mut catalog_at = Instant::now();
     let mut catalog_due = false;
     loop {
@@ -178,7 +182,10 @@ async fn load_catalog(
     let inherits = query_rows(&mut conn.stream, buf, super::catalog::INHERITS_SQL)
         .await
         .map_err(|e| format!("reading the catalog: {e}"))?;
-    cache.set_catalog(Catalog::from_rows(&relations, &inherits));
+    let keys = query_rows(&mut conn.stream, buf, super::catalog::ROW_KEYS_SQL)
+        .await
+        .map_err(|e| format!("reading the catalog: {e}"))?;
+    cache.set_catalog(Catalog::from_rows(&relations, &inherits, &keys));
     Ok(())
 }
 
@@ -225,17 +232,21 @@ struct Replication {
     pgoutput: Option<PgOutput>,
     /// Tables touched by the open transaction; `unknown` if a change named none.
     tables: Vec<String>,
+    /// Rows of the open transaction, for tables whose changes name their rows.
+    rows: Vec<RowChange>,
     unknown: bool,
     /// Highest WAL position received.
     received: u64,
     status_at: Instant,
+    /// A keepalive is waiting for its answer.
+    owed: bool,
     /// The message just read: `(WAL position, payload)` of an XLogData, or a keepalive.
     current: Option<Message>,
 }
 
 enum Message {
     Data { lsn: u64, payload: Vec<u8> },
-    Keepalive { end: u64 },
+    Keepalive { end: u64, reply: bool },
 }
 
 /// Slot names differ per process and per stream.
@@ -304,9 +315,11 @@ impl Replication {
             buf,
             pgoutput: (!publication.is_empty()).then(PgOutput::default),
             tables: Vec::new(),
+            rows: Vec::new(),
             unknown: false,
             received: 0,
             status_at: Instant::now(),
+            owed: false,
             current: None,
         })
     }
@@ -330,7 +343,8 @@ impl Replication {
                 }
                 (b'd', Some(b'k')) if body.len() >= 9 => {
                     let end = u64::from_be_bytes(body[1..9].try_into().unwrap_or_default());
-                    self.current = Some(Message::Keepalive { end });
+                    let reply = body.get(17) == Some(&1);
+                    self.current = Some(Message::Keepalive { end, reply });
                     return Ok(());
                 }
                 (b'E', _) => {
@@ -351,42 +365,82 @@ impl Replication {
     async fn handle(&mut self, cache: &ResultCache) -> Result<(), String> {
         match self.current.take() {
             Some(Message::Data { lsn, payload }) => {
-                let decoded = match self.pgoutput.as_mut() {
-                    Some(p) => p.message(&payload),
-                    None => test_decoding_line(&String::from_utf8_lossy(&payload)),
+                let line = self
+                    .pgoutput
+                    .is_none()
+                    .then(|| String::from_utf8_lossy(&payload));
+                let decoded = match (self.pgoutput.as_mut(), &line) {
+                    (Some(p), _) => p.message(&payload),
+                    (None, Some(l)) => test_decoding_line(l),
+                    (None, None) => Decoded::Other,
                 };
                 match decoded {
                     Decoded::Changed(t) if t.is_empty() => self.unknown = true,
-                    Decoded::Changed(t) => self.tables.extend(t),
+                    Decoded::Changed(t) => self.changed(cache, t, line.as_deref()),
                     Decoded::Commit { end_lsn } => {
-                        let at = if end_lsn > 0 { end_lsn } else { lsn };
-                        if self.unknown {
-                            cache.flush("a decoded change named no table");
-                        } else if !self.tables.is_empty() {
-                            self.tables.sort();
-                            self.tables.dedup();
-                            cache.invalidate_decoded(&self.tables, at);
-                        }
-                        self.tables.clear();
-                        self.unknown = false;
+                        self.commit(cache, if end_lsn > 0 { end_lsn } else { lsn })
                     }
                     Decoded::Other => {}
                 }
                 self.received = self.received.max(lsn);
                 cache.set_stream_lsn(lsn);
             }
-            Some(Message::Keepalive { end }) => {
+            Some(Message::Keepalive { end, reply }) => {
                 self.received = self.received.max(end);
                 cache.set_stream_lsn(end);
-                self.send_status().await?;
+                // Answered at most every REPLY_GAP (or when asked): the server pings again
+                // only after an answer, and a busy stream would otherwise ping per commit.
+                if reply || self.status_at.elapsed() >= REPLY_GAP {
+                    self.send_status().await?;
+                } else {
+                    self.owed = true;
+                }
             }
             None => {}
         }
         Ok(())
     }
 
+    /// Notes a decoded change: per row where the line names the rows of a table whose
+    /// changes can be told apart by row, else per table.
+    fn changed(&mut self, cache: &ResultCache, tables: Vec<String>, line: Option<&str>) {
+        if let ([t], Some(line)) = (tables.as_slice(), line) {
+            let catalog = cache.catalog();
+            if let Some(column) = catalog.row_key(t) {
+                if let Some(keys) = row_key_values(line, column) {
+                    for k in keys {
+                        self.rows.push((t.clone(), column.to_string(), k));
+                    }
+                    return;
+                }
+            }
+        }
+        self.tables.extend(tables);
+    }
+
+    /// A transaction committed at `at`: invalidates what it changed.
+    fn commit(&mut self, cache: &ResultCache, at: u64) {
+        if self.unknown {
+            cache.flush("a decoded change named no table");
+        } else {
+            if self.rows.len() > MAX_ROWS_PER_COMMIT {
+                // A bulk change: cheaper per table than per row.
+                self.tables.extend(self.rows.drain(..).map(|(t, _, _)| t));
+            }
+            self.tables.sort();
+            self.tables.dedup();
+            if !self.tables.is_empty() || !self.rows.is_empty() {
+                cache.invalidate_decoded(&self.tables, &self.rows, at);
+            }
+        }
+        self.tables.clear();
+        self.rows.clear();
+        self.unknown = false;
+    }
+
     async fn status_if_due(&mut self) -> Result<(), String> {
-        if self.status_at.elapsed() >= STATUS_EVERY {
+        let gap = self.status_at.elapsed();
+        if gap >= STATUS_EVERY || (self.owed && gap >= REPLY_GAP) {
             self.send_status().await?;
         }
         Ok(())
@@ -409,6 +463,7 @@ impl Replication {
             b.extend_from_slice(&[0]);
         });
         self.status_at = Instant::now();
+        self.owed = false;
         self.conn
             .stream
             .send_all(&out)

@@ -41,21 +41,15 @@ fn ident(s: &str) -> Option<(String, &str)> {
     }
 }
 
-/// A `test_decoding` line.
-pub fn test_decoding_line(line: &str) -> Decoded {
-    if line == "COMMIT" || line.starts_with("COMMIT ") {
-        return Decoded::Commit { end_lsn: 0 };
-    }
-    let Some(mut rest) = line.strip_prefix("table ") else {
-        return Decoded::Other;
-    };
+/// The tables a `test_decoding` change line names (`table a, s.b: ...`) and the rest of
+/// the line after them (starting at `:`).
+fn table_list(line: &str) -> Option<(Vec<String>, &str)> {
+    let mut rest = line.strip_prefix("table ")?;
     let mut tables = Vec::new();
     loop {
         // schema.name: the last part is the table.
         let last = loop {
-            let Some((part, after)) = ident(rest) else {
-                return Decoded::Other;
-            };
+            let (part, after) = ident(rest)?;
             rest = after;
             match rest.strip_prefix('.') {
                 Some(after) => rest = after,
@@ -63,17 +57,91 @@ pub fn test_decoding_line(line: &str) -> Decoded {
             }
         };
         tables.push(last);
-        if let Some(after) = rest.strip_prefix(", ") {
-            rest = after;
-        } else {
-            break;
+        match rest.strip_prefix(", ") {
+            Some(after) => rest = after,
+            None => break,
         }
     }
-    if rest.starts_with(':') {
-        Decoded::Changed(tables)
-    } else {
-        Decoded::Other
+    rest.starts_with(':').then_some((tables, rest))
+}
+
+/// A `test_decoding` line.
+pub fn test_decoding_line(line: &str) -> Decoded {
+    if line == "COMMIT" || line.starts_with("COMMIT ") {
+        return Decoded::Commit { end_lsn: 0 };
     }
+    match table_list(line) {
+        Some((tables, _)) => Decoded::Changed(tables),
+        None => Decoded::Other,
+    }
+}
+
+/// The values of integer column `column` in an INSERT, UPDATE (old key and new tuple) or
+/// DELETE line of `test_decoding` (`table public.t: UPDATE: id[integer]:5 v[text]:'x'`);
+/// None unless the whole line reads cleanly and names the column with an integer.
+pub fn row_key_values(line: &str, column: &str) -> Option<Vec<i64>> {
+    let (tables, rest) = table_list(line)?;
+    if tables.len() != 1 {
+        return None;
+    }
+    let rest = rest.strip_prefix(": ")?;
+    let (op, mut tuple) = rest.split_once(": ")?;
+    if !matches!(op, "INSERT" | "UPDATE" | "DELETE") {
+        return None;
+    }
+    let mut found = Vec::new();
+    loop {
+        tuple = tuple.trim_start_matches(' ');
+        if tuple.is_empty() {
+            break;
+        }
+        if let Some(after) = tuple
+            .strip_prefix("old-key: ")
+            .or(tuple.strip_prefix("new-tuple: "))
+        {
+            tuple = after;
+            continue;
+        }
+        let (name, after) = column_name(tuple)?;
+        let after = after.strip_prefix('[')?;
+        let (_type, after) = after.split_once("]:")?;
+        let (value, after) = column_value(after)?;
+        if name == column {
+            found.push(value.parse::<i64>().ok()?);
+        }
+        tuple = after;
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+/// A column name before its `[type]`: quoted (as `quote_identifier` writes it) or bare.
+fn column_name(s: &str) -> Option<(String, &str)> {
+    if s.starts_with('"') {
+        return ident(s);
+    }
+    let end = s.find(['[', ' '])?;
+    Some((s[..end].to_string(), &s[end..]))
+}
+
+/// A value: `'quoted'` (with `''` inside) or a bare word up to the next space.
+fn column_value(s: &str) -> Option<(&str, &str)> {
+    let Some(body) = s.strip_prefix('\'') else {
+        let end = s.find(' ').unwrap_or(s.len());
+        return Some((&s[..end], &s[end..]));
+    };
+    let mut i = 0;
+    let b = body.as_bytes();
+    while i < b.len() {
+        if b[i] == b'\'' {
+            if b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return Some((&s[..i + 2], &body[i + 1..]));
+        }
+        i += 1;
+    }
+    None
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -163,6 +231,30 @@ mod tests {
         );
         assert_eq!(test_decoding_line("BEGIN"), Decoded::Other);
         assert_eq!(test_decoding_line("table \"unterminated"), Decoded::Other);
+    }
+
+    #[test]
+    fn row_keys_in_change_lines() {
+        let k = |l: &str| row_key_values(l, "id");
+        assert_eq!(
+            k("table public.t: UPDATE: id[integer]:5 v[text]:'it''s id[integer]:9' w[integer[]]:'{1}'"),
+            Some(vec![5])
+        );
+        assert_eq!(
+            k("table s.t: UPDATE: old-key: id[bigint]:3 new-tuple: id[bigint]:-7 v[text]:null"),
+            Some(vec![3, -7])
+        );
+        assert_eq!(k("table public.t: DELETE: id[integer]:12"), Some(vec![12]));
+        assert_eq!(
+            k("table public.t: INSERT: \"Odd\"\"\"[text]:'x' id[smallint]:1"),
+            Some(vec![1])
+        );
+        assert_eq!(k("table public.t: DELETE: (no-tuple-data)"), None);
+        assert_eq!(k("table public.t: UPDATE: v[text]:'x'"), None, "no key");
+        assert_eq!(k("table public.t: UPDATE: id[integer]:null"), None);
+        assert_eq!(k("table public.t: UPDATE: v[text]:'unterminated"), None);
+        assert_eq!(k("table public.a, public.b: TRUNCATE: (no-flags)"), None);
+        assert_eq!(k("BEGIN 12"), None);
     }
 
     #[test]

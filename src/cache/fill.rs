@@ -11,7 +11,9 @@ use std::sync::Arc;
 pub struct Fill {
     pub(super) key: Key,
     pub(super) relations: Arc<[String]>,
-    pub(super) marks: Box<[Arc<Mark>]>,
+    pub(super) marks: Arc<[Arc<Mark>]>,
+    /// The row slot, for a read by key.
+    pub(super) row: Option<u32>,
     pub(super) start_seq: u64,
     pub(super) epoch: u64,
     /// WAL position the server had replayed when checked out (u64::MAX: the primary).

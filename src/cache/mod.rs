@@ -30,7 +30,7 @@ pub use shapes::Shape;
 pub use store::Key;
 
 use crate::config::CacheConfig;
-use crate::router::{Fingerprint, WriteTargets};
+use crate::router::{Fingerprint, KeyAt, WriteTargets};
 use crate::stats::ClusterStats;
 use bytes::Bytes;
 use marks::Marks;
@@ -38,6 +38,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use store::{Entry, Store, Stored};
+
+/// A change to one row: table, key column, key (bare names).
+pub type RowChange = (String, String, i64);
 
 pub struct ResultCache {
     pub config: CacheConfig,
@@ -76,7 +79,7 @@ impl ResultCache {
     /// The verdict for a query text (cached per fingerprint).
     pub fn shape(&self, sql: &str, fp: &Fingerprint) -> Arc<Shape> {
         self.shapes
-            .get_or_make(fp.hash, || Shape::of(sql, fp, &self.config))
+            .get_or_make(fp.hash, || Shape::of(sql, fp, &self.config, &self.marks))
     }
 
     /// Counts a request the cache did not take.
@@ -119,7 +122,7 @@ impl ResultCache {
         let (found, change) = self.store.get(key, |e| {
             let fresh = ttl.is_none_or(|t| now.duration_since(e.stored_at) < t);
             expired.set(!fresh);
-            e.epoch == epoch && fresh && e.marks.iter().all(|m| m.seq() <= e.seq)
+            e.epoch == epoch && fresh && self.marks.unchanged_since(&e.marks, e.row, e.seq)
         });
         self.account(&change);
         if expired.get() {
@@ -132,6 +135,30 @@ impl ResultCache {
         found
     }
 
+    /// The row slot an execution of `shape` reads, if it reads one row of a table whose
+    /// changes are told apart by row; `value` gives a key term's value in this execution.
+    pub fn read_row(&self, shape: &Shape, value: impl FnOnce(KeyAt) -> Option<i64>) -> Option<u32> {
+        let rk = shape.read_key.as_ref()?;
+        let catalog = self.catalog();
+        let at = rk.key_at(catalog.row_key(&rk.table)?)?;
+        Some(Marks::row_slot(&rk.table, value(at)?))
+    }
+
+    /// The row an execution of write `shape` changes, if it changes one row (by key) of a
+    /// table whose changes are told apart by row, and the change stream is the authority
+    /// (wal mode: it sees what triggers do besides); `value` as for [`ResultCache::read_row`].
+    pub fn written_row(
+        &self,
+        shape: &Shape,
+        value: impl FnOnce(KeyAt) -> Option<i64>,
+    ) -> Option<RowChange> {
+        let wk = shape.write_key.as_ref().filter(|_| self.is_wal_mode())?;
+        let catalog = self.catalog();
+        let column = catalog.row_key(&wk.table)?;
+        let key = value(wk.key_at(column)?)?;
+        Some((wk.table.clone(), column.to_string(), key))
+    }
+
     fn account(&self, change: &Stored) {
         let c = &self.stats.cache;
         c.bytes.add(change.bytes);
@@ -141,16 +168,23 @@ impl ResultCache {
 
     /// Starts recording the result of a cacheable request that missed; `replayed` is the
     /// WAL position its server is known to have replayed (u64::MAX for the primary).
-    pub fn begin_fill(&self, key: Key, shape: &Shape, replayed: u64) -> Option<Box<Fill>> {
-        let relations = shape.relations()?;
+    /// `row` is the row slot of a read by key ([`ResultCache::read_row`]).
+    pub fn begin_fill(
+        &self,
+        key: Key,
+        shape: &Shape,
+        replayed: u64,
+        row: Option<u32>,
+    ) -> Option<Box<Fill>> {
+        let (relations, marks) = shape.relations()?;
         if !self.is_serving() {
             return None;
         }
-        let marks = relations.iter().map(|r| self.marks.mark(r)).collect();
         Some(Box::new(Fill {
             key,
             relations: relations.clone(),
-            marks,
+            marks: marks.clone(),
+            row,
             start_seq: self.marks.seq(),
             epoch: self.epoch.load(Ordering::Acquire),
             replayed,
@@ -171,6 +205,7 @@ impl ResultCache {
                     key: fill.key.bytes.clone(),
                     value: Bytes::copy_from_slice(value),
                     marks: fill.marks.clone(),
+                    row: fill.row,
                     seq: fill.start_seq,
                     epoch: fill.epoch,
                     stored_at: Instant::now(),
@@ -192,10 +227,13 @@ impl ResultCache {
         if fill.epoch != self.epoch.load(Ordering::Acquire) || !self.is_serving() {
             return Err(Reject::NotServing);
         }
-        if fill.marks.iter().any(|m| m.seq() > fill.start_seq) {
+        if !self
+            .marks
+            .unchanged_since(&fill.marks, fill.row, fill.start_seq)
+        {
             return Err(Reject::InvalidatedInFlight);
         }
-        if fill.marks.iter().any(|m| m.lsn() > fill.replayed) {
+        if self.marks.newest_lsn(&fill.marks, fill.row) > fill.replayed {
             return Err(Reject::ReplicaBehind);
         }
         let catalog = self.catalog();
@@ -227,6 +265,25 @@ impl ResultCache {
         }
     }
 
+    /// Invalidates rows of tables (by key) that a committed write through this instance
+    /// changed; a table whose changes cannot be told apart by row is invalidated whole.
+    pub fn invalidate_local_rows(&self, rows: &[RowChange], lsn: u64) {
+        self.invalidate_rows(rows, lsn);
+        self.stats.cache.invalidations_local.add(rows.len() as u64);
+    }
+
+    /// `(table, key column, key)` changes at `lsn`.
+    fn invalidate_rows(&self, rows: &[RowChange], lsn: u64) {
+        let catalog = self.catalog();
+        for (table, column, key) in rows {
+            if catalog.row_key(table) == Some(column.as_str()) {
+                self.marks.invalidate_row(table, *key, lsn);
+            } else {
+                self.invalidate_table(table, lsn);
+            }
+        }
+    }
+
     /// Invalidates `table` and its ancestors for a change at `lsn`.
     fn invalidate_table(&self, table: &str, lsn: u64) {
         self.marks.invalidate(table, lsn);
@@ -236,12 +293,17 @@ impl ResultCache {
         }
     }
 
-    /// Invalidates tables a commit decoded from the change stream touched.
-    pub(crate) fn invalidate_decoded(&self, tables: &[String], lsn: u64) {
+    /// Invalidates tables and rows (table, key column, key) a commit decoded from the change
+    /// stream touched.
+    pub(crate) fn invalidate_decoded(&self, tables: &[String], rows: &[RowChange], lsn: u64) {
         for t in tables {
             self.invalidate_table(t, lsn);
         }
-        self.stats.cache.invalidations_wal.add(tables.len() as u64);
+        self.invalidate_rows(rows, lsn);
+        self.stats
+            .cache
+            .invalidations_wal
+            .add((tables.len() + rows.len()) as u64);
     }
 
     /// Drops every entry (and every fill in flight).

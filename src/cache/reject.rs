@@ -33,6 +33,8 @@ pub enum Reject {
     NotServing,
     /// The client wrote at a WAL position the change stream has not passed yet.
     WriteNotSeen,
+    /// A table it reads is invalidated many times a second: its entries would not live.
+    BusyTable,
 }
 
 const SHAPE_REJECTS: [CacheReject; 9] = [
@@ -48,7 +50,7 @@ const SHAPE_REJECTS: [CacheReject; 9] = [
 ];
 
 /// Every reason, in slot order.
-pub const ALL_REJECTS: [Reject; 22] = [
+pub const ALL_REJECTS: [Reject; 23] = [
     Reject::Write,
     Reject::InTransaction,
     Reject::NotSingleQuery,
@@ -71,6 +73,7 @@ pub const ALL_REJECTS: [Reject; 22] = [
     Reject::ReplicaBehind,
     Reject::NotServing,
     Reject::WriteNotSeen,
+    Reject::BusyTable,
 ];
 
 impl Reject {
@@ -95,6 +98,7 @@ impl Reject {
             Reject::ReplicaBehind => "replica_behind",
             Reject::NotServing => "not_serving",
             Reject::WriteNotSeen => "write_not_seen",
+            Reject::BusyTable => "busy_table",
         }
     }
 }

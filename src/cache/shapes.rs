@@ -1,26 +1,43 @@
 //! Verdicts per query shape: for each fingerprint, whether its reads may be cached (the
 //! router's scan, then `tables` / `exclude_tables`) and what its writes invalidate. Made
 //! once per shape and kept in a sharded LRU, so the text is scanned once, not per run.
+//! Where a read or a write picks rows of one table by `column = value` terms, the shape
+//! keeps where the values are, for invalidation per row.
 
+use super::marks::{tick_now, Mark, Marks};
 use super::reject::Reject;
 use crate::config::CacheConfig;
-use crate::router::{read_shape, write_targets, Fingerprint, ReadShape, WriteTargets};
+use crate::router::{
+    read_row_key, read_shape, write_row_key, write_targets, Fingerprint, ReadShape, RowKeyShape,
+    WriteTargets,
+};
 use lru::LruCache;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
 
+/// The marks of the relations a read reads.
+pub type MarkList = Arc<[Arc<Mark>]>;
+
+/// A read's relations and their marks, or why it is not cacheable.
+type ReadVerdict = Result<(Arc<[String]>, MarkList), Reject>;
+
 pub struct Shape {
-    /// The relations a cacheable read reads, or why it is not cacheable.
-    read: Result<Arc<[String]>, Reject>,
+    /// The relations a cacheable read reads (with their invalidation marks), or why it is
+    /// not cacheable.
+    read: ReadVerdict,
+    /// The rows of its one table a cacheable read picks by key terms.
+    pub read_key: Option<RowKeyShape>,
     /// What it changes when it runs as a write.
     pub writes: WriteTargets,
+    /// The rows of its one table a write picks by key terms.
+    pub write_key: Option<RowKeyShape>,
 }
 
 impl Shape {
-    pub fn of(sql: &str, fp: &Fingerprint, config: &CacheConfig) -> Shape {
-        let read = match read_shape(sql, fp.cache_hint, &config.immutable_functions) {
+    pub fn of(sql: &str, fp: &Fingerprint, config: &CacheConfig, marks: &Marks) -> Shape {
+        let read: ReadVerdict = match read_shape(sql, fp.cache_hint, &config.immutable_functions) {
             ReadShape::Rejected(r, what) => {
                 tracing::debug!(reason = r.as_str(), what = %what, "query shape not cacheable");
                 Err(Reject::Shape(r))
@@ -33,19 +50,40 @@ impl Shape {
                 {
                     Err(Reject::NotListed)
                 } else {
-                    Ok(relations.into())
+                    let m = relations.iter().map(|r| marks.mark(r)).collect();
+                    Ok((relations.into(), m))
                 }
             }
         };
+        let read_key = match &read {
+            Ok((relations, _)) if relations.len() == 1 => read_row_key(sql),
+            _ => None,
+        };
+        let writes = write_targets(sql);
+        let write_key = match &writes {
+            WriteTargets::Tables(t) if t.len() == 1 => write_row_key(sql),
+            _ => None,
+        };
         Shape {
             read,
-            writes: write_targets(sql),
+            read_key,
+            writes,
+            write_key,
         }
     }
 
-    /// The relations read, if cacheable.
-    pub fn relations(&self) -> Option<&Arc<[String]>> {
-        self.read.as_ref().ok()
+    /// The relations read and their marks, if cacheable.
+    pub fn relations(&self) -> Option<(&Arc<[String]>, &MarkList)> {
+        self.read.as_ref().ok().map(|(r, m)| (r, m))
+    }
+
+    /// A table it reads is busy (invalidated many times a tick): not worth caching now.
+    /// `by_row`: this execution reads by key.
+    pub fn is_busy(&self, by_row: bool) -> bool {
+        let now = tick_now();
+        self.read
+            .as_ref()
+            .is_ok_and(|(_, marks)| marks.iter().any(|m| m.is_busy(now, by_row)))
     }
 
     /// Why it is not cacheable.

@@ -27,7 +27,9 @@ pub struct Entry {
     pub value: Bytes,
     /// The invalidation marks of the tables read, and the sequence number they had to stay
     /// at or below for the entry to be live.
-    pub marks: Box<[Arc<Mark>]>,
+    pub marks: Arc<[Arc<Mark>]>,
+    /// The row slot of a read by key (its table's whole-table mark and this slot decide).
+    pub row: Option<u32>,
     pub seq: u64,
     pub epoch: u64,
     pub stored_at: Instant,
@@ -159,7 +161,8 @@ mod tests {
         Entry {
             key: key.into(),
             value: Bytes::from(vec![0u8; len]),
-            marks: Box::new([]),
+            marks: Arc::new([]),
+            row: None,
             seq: 0,
             epoch: 0,
             stored_at: Instant::now(),

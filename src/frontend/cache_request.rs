@@ -19,6 +19,8 @@ pub struct CacheRequest<'a> {
     pub time_word_param: bool,
     /// Bytes of client input the request takes.
     pub len: usize,
+    /// An extended execution's Bind body and its statement's Parse tail (text, NUL, types).
+    pub bind: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// The request filling `input` (all of it), if the cache may answer it.
@@ -36,6 +38,7 @@ pub fn cache_request<'a>(
             key: first.to_vec(),
             time_word_param: false,
             len: input.len(),
+            bind: None,
         });
     }
     let mut req = Extended::default();
@@ -56,6 +59,7 @@ pub fn cache_request<'a>(
         key: req.key,
         time_word_param: req.time_word,
         len,
+        bind: req.bind.zip(req.parse_tail),
     })
 }
 
@@ -69,6 +73,8 @@ struct Extended<'a> {
     executed: bool,
     synced: bool,
     time_word: bool,
+    bind: Option<&'a [u8]>,
+    parse_tail: Option<&'a [u8]>,
 }
 
 impl<'a> Extended<'a> {
@@ -85,6 +91,7 @@ impl<'a> Extended<'a> {
                     return None;
                 }
                 self.sql = Some(std::str::from_utf8(read_cstr(rest)?.0).ok()?);
+                self.parse_tail = Some(rest);
                 self.parsed = true;
                 self.key.push(b'P');
                 self.key.extend_from_slice(rest);
@@ -103,10 +110,12 @@ impl<'a> Extended<'a> {
                 } else {
                     let info = statements.get(std::str::from_utf8(stmt).ok()?)?;
                     self.sql = Some(info.query());
+                    self.parse_tail = Some(&info.parse_tail);
                     self.key.extend_from_slice(&info.parse_tail);
                     self.key.push(0);
                 }
                 self.time_word = bind_has_time_word(values)?;
+                self.bind = Some(body);
                 self.key.extend_from_slice(values);
                 self.bound = true;
             }

@@ -10,6 +10,7 @@ pub mod cache_request;
 pub mod client_io;
 pub mod clients;
 pub mod control;
+pub mod key_value;
 pub mod local_answers;
 pub mod login;
 pub mod login_throttle;

@@ -17,11 +17,13 @@ mod classify;
 mod fingerprint;
 mod lexer;
 mod route_counts;
+mod row_key;
 pub mod statement_text;
 
 pub use cacheable::{read_shape, write_targets, CacheReject, ReadShape, WriteTargets};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use route_counts::{count_route, route_counts, ROUTE_COUNTER_SHAPE};
+pub use row_key::{nth_literal, read_row_key, write_row_key, KeyAt, RowKeyShape};
 
 use crate::stats::ClusterStats;
 use std::fmt;

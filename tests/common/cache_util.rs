@@ -85,3 +85,19 @@ pub fn table(cluster: &PgCluster, name: &str) {
     );
     cluster.wait_replicas_caught_up();
 }
+
+/// Polls `sql` through `c` until it reads `want` (panics after `within`).
+pub async fn seen_within(c: &tokio_postgres::Client, sql: &str, want: &str, within: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let got = value(c, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "{sql}: still {got:?}, want {want:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -81,6 +81,7 @@ impl Session {
             cancelled_at: None,
             fill: None,
             cache_writes: None,
+            cache_rows: Vec::new(),
         }));
         Ok(())
     }

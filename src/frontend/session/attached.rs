@@ -42,4 +42,6 @@ pub struct Attached {
     pub fill: Option<Box<Fill>>,
     /// What the statements forwarded in this transaction may change (result cache).
     pub cache_writes: Option<WriteTargets>,
+    /// Rows (by key) the statements forwarded in this transaction change (result cache).
+    pub cache_rows: Vec<crate::cache::RowChange>,
 }

@@ -6,14 +6,19 @@
 //! ends (again with the primary's WAL position once it is known).
 
 use super::super::cache_request::cache_request;
+use super::super::key_value::{bind_value, literal_value};
 use super::*;
-use crate::cache::{request_key, settings_digest, Fill, Key, Reject, ResultCache, Shape};
-use crate::router::{fingerprint, WriteTargets};
+use crate::cache::{
+    request_key, settings_digest, Fill, Key, Reject, ResultCache, RowChange, Shape,
+};
+use crate::router::{fingerprint, KeyAt, WriteTargets};
 
 /// A cacheable request that missed: what its fill needs once a server is attached.
 pub(super) struct Missed {
     key: Key,
     shape: Arc<Shape>,
+    /// The row slot of a read by key.
+    row: Option<u32>,
 }
 
 /// What the cache did with the buffered request.
@@ -49,6 +54,98 @@ pub(super) fn merge_writes(into: &mut Option<WriteTargets>, more: &WriteTargets)
     }
 }
 
+/// What the frames of one request forwarded to the primary may change, noted frame by
+/// frame: a Query by its text, an execution by its statement's text and its Bind (a Parse
+/// waits for the Bind that runs it; one that none runs in the request is noted by its
+/// text alone, unless it is a named statement a later Bind will find in the registry).
+pub(super) struct WriteNotes<'a> {
+    cache: &'a ResultCache,
+    writes: &'a mut Option<WriteTargets>,
+    rows: &'a mut Vec<RowChange>,
+    /// A Parse not yet run: statement name, text, Parse tail.
+    parsed: Option<(&'a [u8], &'a str, &'a [u8])>,
+}
+
+impl<'a> WriteNotes<'a> {
+    pub fn new(
+        cache: &'a ResultCache,
+        writes: &'a mut Option<WriteTargets>,
+        rows: &'a mut Vec<RowChange>,
+    ) -> WriteNotes<'a> {
+        WriteNotes {
+            cache,
+            writes,
+            rows,
+            parsed: None,
+        }
+    }
+
+    /// One client frame (header included).
+    pub fn frame(&mut self, tag: u8, frame: &'a [u8], client: &ClientStatements) {
+        use crate::protocol::frame::{read_cstr, HEADER_LEN};
+        let Some(body) = frame.get(HEADER_LEN..) else {
+            return;
+        };
+        match tag {
+            b'Q' => {
+                if let Some(sql) = crate::protocol::client_msgs::query_sql(frame) {
+                    self.note(sql, |at| literal_value(sql, at));
+                }
+            }
+            b'P' => {
+                self.flush_parsed(client);
+                let parsed = read_cstr(body).and_then(|(name, tail)| {
+                    let sql = std::str::from_utf8(read_cstr(tail)?.0).ok()?;
+                    Some((name, sql, tail))
+                });
+                self.parsed = parsed;
+            }
+            b'B' => {
+                let Some((_portal, rest)) = read_cstr(body) else {
+                    return;
+                };
+                let Some((stmt, _)) = read_cstr(rest) else {
+                    return;
+                };
+                match self.parsed {
+                    Some((name, sql, tail)) if name == stmt => {
+                        self.parsed = None;
+                        self.note(sql, |at| bind_value(body, tail, at));
+                    }
+                    _ => {
+                        let info = std::str::from_utf8(stmt).ok().and_then(|n| client.get(n));
+                        if let Some(info) = info {
+                            self.note(info.query(), |at| bind_value(body, &info.parse_tail, at));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn note(&mut self, sql: &str, value: impl FnOnce(KeyAt) -> Option<i64>) {
+        Session::note_cache_write(self.cache, sql, value, self.writes, self.rows);
+    }
+
+    /// A Parse no Bind in the request ran: a statement the client's registry holds is
+    /// noted when a later Bind runs it; any other counts now, by its text.
+    fn flush_parsed(&mut self, client: &ClientStatements) {
+        if let Some((name, sql, _)) = self.parsed.take() {
+            let registered = !name.is_empty()
+                && std::str::from_utf8(name).is_ok_and(|n| client.get(n).is_some());
+            if !registered {
+                self.note(sql, |_| None);
+            }
+        }
+    }
+
+    /// The request ends.
+    pub fn finish(mut self, client: &ClientStatements) {
+        self.flush_parsed(client);
+    }
+}
+
 impl Session {
     /// Looks the buffered request up in the cache, if it is one execution alone.
     pub(super) fn look_up_cache(&mut self) -> Looked {
@@ -76,6 +173,10 @@ impl Session {
                 cache.reject(Reject::TimeWord);
                 return Looked::NotCacheable;
             }
+            None if shape.is_busy(shape.read_key.is_some()) => {
+                cache.reject(Reject::BusyTable);
+                return Looked::NotCacheable;
+            }
             None => {}
         }
         let settings = settings_key(&self.wanted.map);
@@ -89,7 +190,13 @@ impl Session {
                 self.io.consume(len);
                 Looked::Hit
             }
-            None => Looked::Missed(Missed { key, shape }),
+            None => {
+                let row = cache.read_row(&shape, |at| match req.bind {
+                    Some((bind, parse_tail)) => bind_value(bind, parse_tail, at),
+                    None => literal_value(req.sql, at),
+                });
+                Looked::Missed(Missed { key, shape, row })
+            }
         }
     }
 
@@ -112,7 +219,7 @@ impl Session {
                     .map_or(0, |h| h.lsn)
             }
         };
-        a.fill = cache.begin_fill(missed.key, &missed.shape, replayed);
+        a.fill = cache.begin_fill(missed.key, &missed.shape, replayed, missed.row);
     }
 
     /// Offers a finished recording to the cache.
@@ -122,14 +229,21 @@ impl Session {
         }
     }
 
-    /// Notes what a statement forwarded to the primary may change.
+    /// Notes what a statement forwarded to the primary may change: one row where it
+    /// changes one row by key (`value` gives a key term's value in this execution), else
+    /// the tables it writes.
     pub(super) fn note_cache_write(
         cache: &ResultCache,
         sql: &str,
+        value: impl FnOnce(KeyAt) -> Option<i64>,
         pending: &mut Option<WriteTargets>,
+        rows: &mut Vec<RowChange>,
     ) {
         let shape = cache.shape(sql, &fingerprint(sql));
-        merge_writes(pending, &shape.writes);
+        match cache.written_row(&shape, value) {
+            Some(row) => rows.push(row),
+            None => merge_writes(pending, &shape.writes),
+        }
     }
 
     /// A transaction through this session ended: its writes invalidate now. With
@@ -141,13 +255,16 @@ impl Session {
         let Some(a) = self.server.as_mut() else {
             return;
         };
-        let pending = if keep {
-            a.cache_writes.clone()
+        let (pending, rows) = if keep {
+            (a.cache_writes.clone(), a.cache_rows.clone())
         } else {
-            a.cache_writes.take()
+            (a.cache_writes.take(), std::mem::take(&mut a.cache_rows))
         };
         if let Some(w) = pending {
             cache.invalidate_local(&w, 0);
+        }
+        if !rows.is_empty() {
+            cache.invalidate_local_rows(&rows, 0);
         }
     }
 
@@ -157,10 +274,17 @@ impl Session {
         let Some(cache) = self.cluster.cache.as_deref() else {
             return;
         };
-        if let Some(w) = self.server.as_mut().and_then(|a| a.cache_writes.take()) {
+        let Some(a) = self.server.as_mut() else {
+            return;
+        };
+        if let Some(w) = a.cache_writes.take() {
             if matches!(w, WriteTargets::Tables(_)) {
                 cache.invalidate_local(&w, lsn);
             }
+        }
+        let rows = std::mem::take(&mut a.cache_rows);
+        if !rows.is_empty() {
+            cache.invalidate_local_rows(&rows, lsn);
         }
     }
 }

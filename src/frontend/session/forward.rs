@@ -1,6 +1,7 @@
 //! Forwarding client frames to the attached server: tracking sync points and SET
 //! statements, rewriting prepared statements, and holding back writes from a replica.
 
+use super::cache_path::WriteNotes;
 use super::*;
 use crate::protocol::client_msgs::{parse_sql, query_sql};
 
@@ -167,7 +168,8 @@ impl Session {
             .cache
             .as_deref()
             .filter(|_| a.decision.target == Target::Primary);
-        let writes = &mut a.cache_writes;
+        let mut notes =
+            cache.map(|cache| WriteNotes::new(cache, &mut a.cache_writes, &mut a.cache_rows));
         let conn: &mut crate::backend::ServerConn = &mut a.conn;
         let mut rw = Rewriter {
             registry: &self.shared.statements,
@@ -193,17 +195,8 @@ impl Session {
                 break;
             }
             let replaced = track.frame(&mut rw, h.tag, frame)?;
-            if let Some(cache) = cache {
-                let sql = match h.tag {
-                    b'Q' | b'P' => crate::protocol::client_msgs::sql_of(h.tag, frame),
-                    b'B' => crate::protocol::client_msgs::bind_statement(frame)
-                        .and_then(|n| rw.client.get(n))
-                        .map(|info| info.query()),
-                    _ => None,
-                };
-                if let Some(sql) = sql {
-                    Session::note_cache_write(cache, sql, writes);
-                }
+            if let Some(notes) = notes.as_mut() {
+                notes.frame(h.tag, frame, rw.client);
             }
             let unchanged = replaced.is_none() && Rewriter::passes_through(h.tag);
             if built.direct && !unchanged {
@@ -222,6 +215,9 @@ impl Session {
             };
             result.map_err(|e| e.with_severity(messages::Severity::Fatal))?;
             built.end += h.total_len;
+        }
+        if let Some(notes) = notes {
+            notes.finish(rw.client);
         }
         Ok(built)
     }

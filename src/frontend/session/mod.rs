@@ -516,7 +516,7 @@ impl Session {
                 if let Some(a) = self.server.as_mut() {
                     if a.pending == 0 && a.status == TxStatus::Idle {
                         a.acct.flush(&self.cluster.stats.traffic);
-                        if a.cache_writes.is_some() {
+                        if a.cache_writes.is_some() || !a.cache_rows.is_empty() {
                             self.invalidate_written(note_write);
                         }
                     }
