@@ -21,6 +21,7 @@
 #
 # Usage: integration/bench/cache.sh        (about 10 minutes with the defaults)
 # Environment: DURATION (20), ROUNDS (3), WARMUP (5), SCALE (10), CLIENTS (32),
+#   WORKLOADS ("read mix"), TARGETS ("A B C D"; a subset leaves rows empty),
 #   OUTPUT (docs/benchmarks-cache.md; "-" prints only), SWITCHYARD_BIN,
 #   BENCH_PRIMARY_PORT (25492), BENCH_PGBOUNCER_PORT (6492), BENCH_SWITCHYARD_PORT
 #   (6493; D uses the next port).
@@ -243,11 +244,11 @@ one_run() {
   cl_log "  $wl round $round $t: tps ${tps:-?}, failed ${failed:-?}${ratio:+, hit ratio $ratio}"
 }
 
-targets=(A B C D)
-for wl in read mix; do
+read -r -a targets <<<"${TARGETS:-A B C D}"
+for wl in ${WORKLOADS:-read mix}; do
   for ((r = 0; r < rounds; r++)); do
-    for ((k = 0; k < 4; k++)); do
-      one_run "$wl" "${targets[$(((k + r) % 4))]}" "$((r + 1))"
+    for ((k = 0; k < ${#targets[@]}; k++)); do
+      one_run "$wl" "${targets[$(((k + r) % ${#targets[@]}))]}" "$((r + 1))"
     done
   done
 done
@@ -271,6 +272,8 @@ for wl in ("read", "mix"):
         cpu = [float(r["cpu_ticks"]) * 1000 / tck / float(r["processed"]) * 1000 for r in rs if r["cpu_ticks"] and r["processed"] not in ("", "0")]
         hits = [float(r["hit_ratio"]) for r in rs if r["hit_ratio"]]
         med[(wl, t)] = statistics.median(tps) if tps else 0
+        if not rs:
+            continue
         print(f"| {t} = {names[t]} | {med[(wl, t)]:.0f} | {', '.join(f'{x:.0f}' for x in tps)} | "
               f"{statistics.median(cpu):.1f} |" if cpu else f"| {t} = {names[t]} | {med[(wl, t)]:.0f} | {', '.join(f'{x:.0f}' for x in tps)} | – |", end="")
         print(f" {statistics.median(hits):.3f} |" if hits else " – |")
@@ -281,10 +284,10 @@ acct = [int(r["bytes"]) / int(r["entries"]) for r in d_read if r["entries"] not 
 entries = [int(r["entries"]) for r in d_read if r["entries"]]
 failed = sum(int(r["failed"] or 0) for r in rows)
 print("### Against the targets\n")
-ratio = med[("read", "D")] / med[("read", "A")] if med[("read", "A")] else 0
-mix = med[("mix", "D")] / med[("mix", "C")] if med[("mix", "C")] else 0
-print(f"* read, cache on vs direct: **{ratio:.2f}x** (target ≥ 1.5x); vs PgBouncer {med[('read', 'D')] / med[('read', 'B')]:.2f}x; vs cache off {med[('read', 'D')] / med[('read', 'C')]:.2f}x")
-print(f"* mix, cache on vs cache off: **{mix:.2f}x** (target ≥ 1.0x)")
+def r(a, b):
+    return f"{med[a] / med[b]:.2f}x" if med.get(a) and med.get(b) else "not run"
+print(f"* read, cache on vs direct: **{r(('read', 'D'), ('read', 'A'))}** (target ≥ 1.5x); vs PgBouncer {r(('read', 'D'), ('read', 'B'))}; vs cache off {r(('read', 'D'), ('read', 'C'))}")
+print(f"* mix, cache on vs cache off: **{r(('mix', 'D'), ('mix', 'C'))}** (target ≥ 1.0x)")
 if entries:
     print(f"* entries after a read run: {statistics.median(entries):.0f}; accounted bytes per entry {statistics.median(acct):.0f}; "
           f"RSS growth per entry over an empty cache {statistics.median(per_entry):.0f} bytes")
