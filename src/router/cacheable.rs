@@ -189,91 +189,117 @@ pub fn read_shape(sql: &str, hint: Option<bool>, extra: &[String]) -> ReadShape 
     {
         return reject(CacheReject::NotASelect, "");
     }
-    let mut relations = Vec::new();
-    let mut ctes = Vec::new();
-    let mut depth = 0usize;
-    // Depth of the FROM list being read (a `,` there starts another relation).
-    let mut from_depth: Option<usize> = None;
-    let mut i = 0;
-    while i < toks.len() {
+    let mut scan = ReadScan {
+        toks: &toks,
+        extra,
+        trust_functions,
+        relations: Vec::new(),
+        ctes: Vec::new(),
+        depth: 0,
+        from_depth: None,
+    };
+    for i in 0..toks.len() {
+        if let Err(r) = scan.token(i) {
+            return r;
+        }
+    }
+    let ReadScan {
+        mut relations,
+        ctes,
+        ..
+    } = scan;
+    relations.retain(|r| !ctes.contains(r));
+    relations.sort();
+    relations.dedup();
+    ReadShape::Cacheable { relations }
+}
+
+/// The state of [`read_shape`]'s scan.
+struct ReadScan<'t, 'a> {
+    toks: &'t [Token<'a>],
+    extra: &'t [String],
+    trust_functions: bool,
+    relations: Vec<String>,
+    ctes: Vec<String>,
+    depth: usize,
+    /// Depth of the FROM list being read (a `,` there starts another relation).
+    from_depth: Option<usize>,
+}
+
+impl ReadScan<'_, '_> {
+    /// Takes token `i`: nesting, relations, and what makes a read not cacheable.
+    fn token(&mut self, i: usize) -> Result<(), ReadShape> {
+        let reject = |r: CacheReject, what: &str| Err(ReadShape::Rejected(r, what.to_string()));
+        let toks = self.toks;
         let t = toks[i];
         match t {
             Token::Punct(b'(') => {
-                depth += 1;
-                if depth > MAX_DEPTH {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
                     return reject(CacheReject::TooComplex, "");
                 }
             }
             Token::Punct(b')') => {
-                depth = depth.saturating_sub(1);
-                if from_depth.is_some_and(|d| d > depth) {
-                    from_depth = None;
+                self.depth = self.depth.saturating_sub(1);
+                if self.from_depth.is_some_and(|d| d > self.depth) {
+                    self.from_depth = None;
                 }
             }
-            Token::Punct(b',') if from_depth == Some(depth) => {
-                if let Err(r) = take_relation(&toks, i + 1, &mut relations) {
-                    return r;
-                }
+            Token::Punct(b',') if self.from_depth == Some(self.depth) => {
+                take_relation(toks, i + 1, &mut self.relations)?;
             }
             Token::Word(w) => {
                 let lw = w.to_ascii_lowercase();
                 match lw.as_str() {
                     "from" | "join" => {
-                        from_depth = Some(depth);
-                        if let Err(r) = take_relation(&toks, i + 1, &mut relations) {
-                            return r;
-                        }
+                        self.from_depth = Some(self.depth);
+                        take_relation(toks, i + 1, &mut self.relations)?;
                     }
-                    "table" if i == 0 => {
-                        if let Err(r) = take_relation(&toks, i + 1, &mut relations) {
-                            return r;
-                        }
-                    }
+                    "table" if i == 0 => take_relation(toks, i + 1, &mut self.relations)?,
                     "where" | "group" | "having" | "order" | "limit" | "offset" | "union"
                     | "except" | "intersect" | "window" | "fetch"
-                        if from_depth == Some(depth) =>
+                        if self.from_depth == Some(self.depth) =>
                     {
-                        from_depth = None;
+                        self.from_depth = None;
                     }
                     "tablesample" => return reject(CacheReject::TableSample, ""),
                     "for" if is_lock_strength(toks.get(i + 1)) => {
                         return reject(CacheReject::Locking, "")
                     }
-                    _ if !trust_functions
+                    _ if !self.trust_functions
                         && VALUE_FUNCTIONS.contains(&lw.as_str())
-                        && !after_dot(&toks, i) =>
+                        && !after_dot(toks, i) =>
                     {
                         return reject(CacheReject::ValueFunction, &lw);
                     }
                     _ => {}
                 }
-                if let Some(name) = call_name(&toks, i).filter(|_| !trust_functions) {
-                    if !is_immutable(&name, extra) {
-                        return reject(CacheReject::Function, &name);
-                    }
-                }
-                if is_word(toks.get(i + 1), "as") && cte_body_follows(&toks, i + 2) {
-                    ctes.push(lw);
-                }
+                self.call_or_cte(i, lw)?;
             }
             Token::QuotedIdent(_) => {
-                if let Some(name) = call_name(&toks, i).filter(|_| !trust_functions) {
-                    if !is_immutable(&name, extra) {
-                        return reject(CacheReject::Function, &name);
-                    }
-                }
-                if is_word(toks.get(i + 1), "as") && cte_body_follows(&toks, i + 2) {
-                    ctes.extend(bare(t));
+                if let Some(name) = bare(t) {
+                    self.call_or_cte(i, name)?;
                 }
             }
             _ => {}
         }
-        i += 1;
+        Ok(())
     }
-    relations.retain(|r| !ctes.contains(r));
-    relations.sort();
-    relations.dedup();
-    ReadShape::Cacheable { relations }
+
+    /// A name at `i` (`name` as compared): a call of a function outside the immutable list
+    /// rejects the read; a CTE's name is remembered (it is not a relation).
+    fn call_or_cte(&mut self, i: usize, name: String) -> Result<(), ReadShape> {
+        let toks = self.toks;
+        if let Some(called) = call_name(toks, i).filter(|_| !self.trust_functions) {
+            if !is_immutable(&called, self.extra) {
+                return Err(ReadShape::Rejected(CacheReject::Function, called));
+            }
+        }
+        if is_word(toks.get(i + 1), "as") && cte_body_follows(toks, i + 2) {
+            self.ctes.push(name);
+        }
+        Ok(())
+    }
 }
 
 /// `UPDATE`, `SHARE`, `NO KEY UPDATE`, `KEY SHARE` after FOR.

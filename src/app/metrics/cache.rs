@@ -7,6 +7,8 @@ use crate::cache::{ResultCache, ALL_REJECTS};
 use crate::frontend::admin::Snapshot;
 use prometheus_client::registry::{Registry, Unit};
 
+type Caches<'a> = [(&'a str, &'a ResultCache)];
+
 pub(super) fn cache(r: &mut Registry, s: &Snapshot) {
     let caches: Vec<(&str, &ResultCache)> = s
         .databases
@@ -16,65 +18,62 @@ pub(super) fn cache(r: &mut Registry, s: &Snapshot) {
     if caches.is_empty() {
         return;
     }
-    let per = |f: &dyn Fn(&ResultCache) -> u64| -> Vec<(Labels, u64)> {
-        caches.iter().map(|(n, c)| (db(n), f(c))).collect()
+    plain_counters(r, &caches);
+    labelled_counters(r, &caches);
+    levels(r, &caches);
+}
+
+/// Counters with the database as their only label.
+fn plain_counters(r: &mut Registry, caches: &Caches<'_>) {
+    type Read = fn(&ResultCache) -> u64;
+    let list: [(&str, &str, Read); 6] = [
+        (
+            "cache_hits",
+            "Requests answered from the result cache",
+            |c| c.stats.cache.hits.get(),
+        ),
+        (
+            "cache_misses",
+            "Cacheable requests that found no live entry",
+            |c| c.stats.cache.misses.get(),
+        ),
+        ("cache_stores", "Results stored in the cache", |c| {
+            c.stats.cache.stores.get()
+        }),
+        ("cache_evictions", "Entries pushed out by max_bytes", |c| {
+            c.stats.cache.evictions.get()
+        }),
+        ("cache_expired", "Entries found older than ttl_ms", |c| {
+            c.stats.cache.expired.get()
+        }),
+        (
+            "cache_flushes",
+            "Whole-cache flushes (DDL, stream broken, new primary)",
+            |c| c.stats.cache.flushes.get(),
+        ),
+    ];
+    for (name, help, read) in list {
+        let values = caches.iter().map(|(n, c)| (db(n), read(c))).collect();
+        r.register(name, help, counters(values));
+    }
+}
+
+/// Rejects by reason and invalidations by source.
+fn labelled_counters(r: &mut Registry, caches: &Caches<'_>) {
+    let label = |name: &str, key: &'static str, value: &str| -> Labels {
+        vec![("database", name.to_string()), (key, value.to_string())]
     };
-    let level = |f: &dyn Fn(&ResultCache) -> i64| -> Vec<(Labels, i64)> {
-        caches.iter().map(|(n, c)| (db(n), f(c))).collect()
-    };
-    r.register(
-        "cache_hits",
-        "Requests answered from the result cache",
-        counters(per(&|c| c.stats.cache.hits.get())),
-    );
-    r.register(
-        "cache_misses",
-        "Cacheable requests that found no live entry",
-        counters(per(&|c| c.stats.cache.misses.get())),
-    );
-    r.register(
-        "cache_stores",
-        "Results stored in the cache",
-        counters(per(&|c| c.stats.cache.stores.get())),
-    );
-    r.register(
-        "cache_evictions",
-        "Entries pushed out by max_bytes",
-        counters(per(&|c| c.stats.cache.evictions.get())),
-    );
-    r.register(
-        "cache_expired",
-        "Entries found older than ttl_ms",
-        counters(per(&|c| c.stats.cache.expired.get())),
-    );
-    r.register(
-        "cache_flushes",
-        "Whole-cache flushes (DDL, stream broken, new primary)",
-        counters(per(&|c| c.stats.cache.flushes.get())),
-    );
     let mut rejects = Vec::new();
     let mut invalidations = Vec::new();
-    for (name, c) in &caches {
+    for (name, c) in caches {
         for (why, n) in ALL_REJECTS.iter().zip(&c.stats.cache.rejects) {
-            rejects.push((
-                vec![
-                    ("database", name.to_string()),
-                    ("reason", why.as_str().to_string()),
-                ],
-                n.get(),
-            ));
+            rejects.push((label(name, "reason", why.as_str()), n.get()));
         }
         for (source, n) in [
             ("wal", &c.stats.cache.invalidations_wal),
             ("local", &c.stats.cache.invalidations_local),
         ] {
-            invalidations.push((
-                vec![
-                    ("database", name.to_string()),
-                    ("source", source.to_string()),
-                ],
-                n.get(),
-            ));
+            invalidations.push((label(name, "source", source), n.get()));
         }
     }
     r.register(
@@ -84,34 +83,46 @@ pub(super) fn cache(r: &mut Registry, s: &Snapshot) {
     );
     r.register(
         "cache_invalidations",
-        "Tables invalidated, by source",
+        "Tables or rows invalidated, by source",
         counters(invalidations),
     );
-    r.register_with_unit(
-        "cache_size",
-        "Bytes held by cache entries",
-        Unit::Bytes,
-        gauges(level(&|c| i(c.usage().0))),
-    );
-    r.register(
-        "cache_entries",
-        "Entries held",
-        gauges(level(&|c| i(c.usage().1))),
-    );
-    r.register(
-        "cache_serving",
-        "1 while the cache answers requests",
-        gauges(level(&|c| i64::from(c.is_serving()))),
-    );
-    r.register(
-        "cache_wal_mode",
-        "1 when invalidation follows the primary's WAL",
-        gauges(level(&|c| i64::from(c.is_wal_mode()))),
-    );
-    r.register_with_unit(
-        "cache_stream_lag",
-        "WAL between the primary's position and the change stream's",
-        Unit::Bytes,
-        gauges(level(&|c| c.stats.cache.stream_lag_bytes.get())),
-    );
+}
+
+/// Gauges: size, entries, serving, wal mode, stream lag.
+fn levels(r: &mut Registry, caches: &Caches<'_>) {
+    type Read = fn(&ResultCache) -> i64;
+    let list: [(&str, &str, Option<Unit>, Read); 5] = [
+        (
+            "cache_size",
+            "Bytes held by cache entries",
+            Some(Unit::Bytes),
+            |c| i(c.usage().0),
+        ),
+        ("cache_entries", "Entries held", None, |c| i(c.usage().1)),
+        (
+            "cache_serving",
+            "1 while the cache answers requests",
+            None,
+            |c| i64::from(c.is_serving()),
+        ),
+        (
+            "cache_wal_mode",
+            "1 when invalidation follows the primary's WAL",
+            None,
+            |c| i64::from(c.is_wal_mode()),
+        ),
+        (
+            "cache_stream_lag",
+            "WAL between the primary's position and the change stream's",
+            Some(Unit::Bytes),
+            |c| c.stats.cache.stream_lag_bytes.get(),
+        ),
+    ];
+    for (name, help, unit, read) in list {
+        let values = gauges(caches.iter().map(|(n, c)| (db(n), read(c))).collect());
+        match unit {
+            Some(u) => r.register_with_unit(name, help, u, values),
+            None => r.register(name, help, values),
+        }
+    }
 }

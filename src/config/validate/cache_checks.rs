@@ -89,24 +89,7 @@ impl Checker<'_> {
                 format!("{max_result_bytes} is more than max_bytes ({max_bytes})"),
             ));
         }
-        let user = match raw.user {
-            Some(u) => {
-                self.identifier(&u, &at("user"), "user name")?;
-                let why = match users.iter().find(|x| &x.name == u.get_ref()) {
-                    None => "is not a [[users]] entry",
-                    Some(x) if !can_log_in(x) => {
-                        "has a SCRAM verifier as its password, which cannot log in to a server"
-                    }
-                    Some(_) => "",
-                };
-                if !why.is_empty() {
-                    let message = format!("{:?} {why}", u.get_ref());
-                    return Err(self.invalid(&u.span(), &at("user"), message));
-                }
-                Some(u.into_inner())
-            }
-            None => users.iter().find(|u| can_log_in(u)).map(|u| u.name.clone()),
-        };
+        let user = self.cache_user(raw.user, &at("user"), users)?;
         let publication = match raw.publication {
             Some(p) if !p.get_ref().is_empty() => {
                 self.identifier(&p, &at("publication"), "publication name")?;
@@ -140,6 +123,29 @@ impl Checker<'_> {
                 "immutable_functions",
             )?,
         })
+    }
+
+    /// The change stream's login: `user`, which must be a `[[users]]` entry that can log in
+    /// to a server, or by default the first entry that can.
+    fn cache_user(
+        &self,
+        user: Option<Spanned<String>>,
+        key: &str,
+        users: &[User],
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(u) = user else {
+            return Ok(users.iter().find(|u| can_log_in(u)).map(|u| u.name.clone()));
+        };
+        self.identifier(&u, key, "user name")?;
+        let why = match users.iter().find(|x| &x.name == u.get_ref()) {
+            None => "is not a [[users]] entry",
+            Some(x) if !can_log_in(x) => {
+                "has a SCRAM verifier as its password, which cannot log in to a server"
+            }
+            Some(_) => return Ok(Some(u.into_inner())),
+        };
+        let message = format!("{:?} {why}", u.get_ref());
+        Err(self.invalid(&u.span(), key, message))
     }
 
     /// A list of table names, each as the cache compares it; none may be empty.
