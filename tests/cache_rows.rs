@@ -3,7 +3,8 @@
 //! table otherwise (a sum), and leaves the other rows' entries; rows moved to another key,
 //! deleted or inserted are seen; writes through Switchyard with binary parameters are read
 //! back at once; a table whose changes do not name their rows (replica identity nothing, a
-//! text key) is still invalidated whole.
+//! text key) is still invalidated whole; two texts of one shape with the key in different
+//! parameters each find their own.
 
 mod common;
 
@@ -139,5 +140,56 @@ async fn tables_whose_changes_do_not_name_rows_are_invalidated_whole() {
             before,
             "{t}: row 1 was not dropped with the table"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_of_one_shape_find_their_own_key_parameter() {
+    let cluster = PgCluster::shared();
+    table(cluster, "cache_rows_s");
+    let server = proxy::start(cluster, "", CACHE_ON).await;
+    let cache = serving(&server).await;
+    let c = proxy::connect(&server).await;
+    // One fingerprint (parameters are placeholders), the key in a different parameter.
+    let a = "SELECT v FROM cache_rows_s WHERE v >= $1 AND id = $2";
+    let b = "SELECT v FROM cache_rows_s WHERE v >= $2 AND id = $1";
+    let int4 = tokio_postgres::types::Type::INT4;
+    let run = |sql: &'static str, p1: i32, p2: i32| {
+        let (c, int4) = (&c, int4.clone());
+        async move {
+            let rows = c
+                .query_typed(sql, &[(&p1, int4.clone()), (&p2, int4)])
+                .await
+                .expect("query");
+            rows.first().map(|r| r.get::<_, i32>(0))
+        }
+    };
+    for (sql, p1, p2) in [(a, 0, 1), (b, 2, 0)] {
+        let t0 = std::time::Instant::now();
+        loop {
+            let before = hits(&cache);
+            assert_eq!(run(sql, p1, p2).await, Some(0));
+            if hits(&cache) > before {
+                break;
+            }
+            let st = &cache.stats.cache;
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{sql} never hit: misses {}, stores {}",
+                st.misses.get(),
+                stores(&cache)
+            );
+        }
+    }
+    cluster
+        .primary
+        .psql_super(APP_DB, "UPDATE cache_rows_s SET v = 5 WHERE id = 2");
+    let t0 = std::time::Instant::now();
+    while run(b, 2, 0).await != Some(5) {
+        assert!(
+            t0.elapsed() < SECOND,
+            "row 2 read by the second text stayed stale"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -47,8 +47,8 @@ impl Fill {
 }
 
 /// The replies of one request without its final ReadyForQuery('I'), if they are all rows
-/// and completions: ParseComplete, BindComplete, RowDescription, NoData, DataRow,
-/// CommandComplete, EmptyQueryResponse, NoticeResponse.
+/// and completions: ParseComplete, BindComplete, ParameterDescription, RowDescription, NoData,
+/// DataRow, CommandComplete, EmptyQueryResponse, NoticeResponse.
 pub(super) fn storable_replies(buf: &[u8]) -> Option<&[u8]> {
     let body = buf.strip_suffix(&[b'Z', 0, 0, 0, 5, b'I'])?;
     let mut pos = 0;
@@ -56,7 +56,11 @@ pub(super) fn storable_replies(buf: &[u8]) -> Option<&[u8]> {
         let tag = body[pos];
         let len = body.get(pos + 1..pos + 5)?;
         let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if !matches!(tag, b'1' | b'2' | b'T' | b'n' | b'D' | b'C' | b'I' | b'N') || len < 4 {
+        if !matches!(
+            tag,
+            b'1' | b'2' | b't' | b'T' | b'n' | b'D' | b'C' | b'I' | b'N'
+        ) || len < 4
+        {
             return None;
         }
         pos += 1 + len;

@@ -30,7 +30,7 @@ pub use shapes::Shape;
 pub use store::Key;
 
 use crate::config::CacheConfig;
-use crate::router::{Fingerprint, KeyAt, WriteTargets};
+use crate::router::{read_row_key, write_row_key, Fingerprint, KeyAt, WriteTargets};
 use crate::stats::ClusterStats;
 use bytes::Bytes;
 use marks::Marks;
@@ -135,28 +135,42 @@ impl ResultCache {
         found
     }
 
-    /// The row slot an execution of `shape` reads, if it reads one row of a table whose
-    /// changes are told apart by row; `value` gives a key term's value in this execution.
-    pub fn read_row(&self, shape: &Shape, value: impl FnOnce(KeyAt) -> Option<i64>) -> Option<u32> {
-        let rk = shape.read_key.as_ref()?;
+    /// The row slot an execution of `shape` with text `sql` reads, if it reads one row of a
+    /// table whose changes are told apart by row; `value` gives a key term's value in this
+    /// execution. The text is scanned again: texts of one shape can differ in where the key
+    /// term's value is (`a = $1 AND id = $2` and `a = $2 AND id = $1`).
+    pub fn read_row(
+        &self,
+        shape: &Shape,
+        sql: &str,
+        value: impl FnOnce(KeyAt) -> Option<i64>,
+    ) -> Option<u32> {
+        if !shape.keyed_read {
+            return None;
+        }
+        let rk = read_row_key(sql)?;
         let catalog = self.catalog();
         let at = rk.key_at(catalog.row_key(&rk.table)?)?;
         Some(Marks::row_slot(&rk.table, value(at)?))
     }
 
-    /// The row an execution of write `shape` changes, if it changes one row (by key) of a
-    /// table whose changes are told apart by row, and the change stream is the authority
-    /// (wal mode: it sees what triggers do besides); `value` as for [`ResultCache::read_row`].
+    /// The row an execution of write `shape` with text `sql` changes, if it changes one row
+    /// (by key) of a table whose changes are told apart by row and the change stream is the
+    /// authority (wal mode: it sees what triggers do besides); as [`ResultCache::read_row`].
     pub fn written_row(
         &self,
         shape: &Shape,
+        sql: &str,
         value: impl FnOnce(KeyAt) -> Option<i64>,
     ) -> Option<RowChange> {
-        let wk = shape.write_key.as_ref().filter(|_| self.is_wal_mode())?;
+        if !shape.keyed_write || !self.is_wal_mode() {
+            return None;
+        }
+        let wk = write_row_key(sql)?;
         let catalog = self.catalog();
         let column = catalog.row_key(&wk.table)?;
         let key = value(wk.key_at(column)?)?;
-        Some((wk.table.clone(), column.to_string(), key))
+        Some((wk.table, column.to_string(), key))
     }
 
     fn account(&self, change: &Stored) {

@@ -8,8 +8,7 @@ use super::marks::{tick_now, Mark, Marks};
 use super::reject::Reject;
 use crate::config::CacheConfig;
 use crate::router::{
-    read_row_key, read_shape, write_row_key, write_targets, Fingerprint, ReadShape, RowKeyShape,
-    WriteTargets,
+    read_row_key, read_shape, write_row_key, write_targets, Fingerprint, ReadShape, WriteTargets,
 };
 use lru::LruCache;
 use std::num::NonZeroUsize;
@@ -27,12 +26,14 @@ pub struct Shape {
     /// The relations a cacheable read reads (with their invalidation marks), or why it is
     /// not cacheable.
     read: ReadVerdict,
-    /// The rows of its one table a cacheable read picks by key terms.
-    pub read_key: Option<RowKeyShape>,
+    /// A cacheable read of one table picking rows by key terms (in the text the shape was
+    /// made from: texts sharing a fingerprint can differ in where their values are, so
+    /// each execution scans its own text again, see [`crate::router::read_row_key`]).
+    pub keyed_read: bool,
     /// What it changes when it runs as a write.
     pub writes: WriteTargets,
-    /// The rows of its one table a write picks by key terms.
-    pub write_key: Option<RowKeyShape>,
+    /// A write of one table picking rows by key terms (the same caveat).
+    pub keyed_write: bool,
 }
 
 impl Shape {
@@ -55,20 +56,20 @@ impl Shape {
                 }
             }
         };
-        let read_key = match &read {
-            Ok((relations, _)) if relations.len() == 1 => read_row_key(sql),
-            _ => None,
+        let keyed_read = match &read {
+            Ok((relations, _)) if relations.len() == 1 => read_row_key(sql).is_some(),
+            _ => false,
         };
         let writes = write_targets(sql);
-        let write_key = match &writes {
-            WriteTargets::Tables(t) if t.len() == 1 => write_row_key(sql),
-            _ => None,
+        let keyed_write = match &writes {
+            WriteTargets::Tables(t) if t.len() == 1 => write_row_key(sql).is_some(),
+            _ => false,
         };
         Shape {
             read,
-            read_key,
+            keyed_read,
             writes,
-            write_key,
+            keyed_write,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Which buffered requests the result cache can answer, and their key bytes: one simple
-//! Query alone, or one extended-protocol execution alone — `[Parse] Bind [Describe portal]
-//! Execute Sync` on the unnamed portal, with the unnamed statement parsed in the same
+//! Query alone, or one extended-protocol execution alone — `[Parse] Bind [Describe portal,
+//! or the unnamed statement parsed in it] Execute Sync` on the unnamed portal, with the unnamed statement parsed in the same
 //! request or a named one the client prepared earlier (a named Parse in the request is
 //! left to the server, so the client's statement is registered as usual). The key bytes
 //! replace statement and portal names by what they stand for: the statement's text and
@@ -119,12 +119,15 @@ impl<'a> Extended<'a> {
                 self.key.extend_from_slice(values);
                 self.bound = true;
             }
+            // Describe of the unnamed portal, or of the unnamed statement parsed here
+            // (tokio-postgres' query_typed sends Parse Bind Describe-statement Execute Sync).
             b'D' if self.bound
                 && !self.executed
-                && body.first() == Some(&b'P')
+                && matches!(body.first(), Some(b'P') | Some(b'S') if self.parsed || body[0] == b'P')
                 && read_cstr(&body[1..])?.0.is_empty() =>
             {
                 self.key.push(b'D');
+                self.key.push(body[0]);
             }
             b'E' if self.bound && !self.executed => {
                 let (portal, rest) = read_cstr(body)?;

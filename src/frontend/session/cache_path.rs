@@ -173,7 +173,7 @@ impl Session {
                 cache.reject(Reject::TimeWord);
                 return Looked::NotCacheable;
             }
-            None if shape.is_busy(shape.read_key.is_some()) => {
+            None if shape.is_busy(shape.keyed_read) => {
                 cache.reject(Reject::BusyTable);
                 return Looked::NotCacheable;
             }
@@ -191,7 +191,7 @@ impl Session {
                 Looked::Hit
             }
             None => {
-                let row = cache.read_row(&shape, |at| match req.bind {
+                let row = cache.read_row(&shape, req.sql, |at| match req.bind {
                     Some((bind, parse_tail)) => bind_value(bind, parse_tail, at),
                     None => literal_value(req.sql, at),
                 });
@@ -240,7 +240,7 @@ impl Session {
         rows: &mut Vec<RowChange>,
     ) {
         let shape = cache.shape(sql, &fingerprint(sql));
-        match cache.written_row(&shape, value) {
+        match cache.written_row(&shape, sql, value) {
             Some(row) => rows.push(row),
             None => merge_writes(pending, &shape.writes),
         }
