@@ -1,5 +1,5 @@
-//! Pooling behaviour: many clients over a small transaction pool, session parameters kept
-//! per client, locks released when a client vanishes mid-transaction, cancel, pool
+//! Pooling behaviour: many clients over a small transaction pool, logins while every server
+//! is busy, session parameters kept per client, locks released when a client vanishes mid-transaction, cancel, pool
 //! exhaustion errors, session-mode reset, dead server connections not reused, and shutdown
 //! telling idle and busy clients (57P01).
 
@@ -233,6 +233,29 @@ async fn pool_exhaustion_is_a_clear_error_not_a_hang() {
         .simple_query("SELECT 1")
         .await
         .expect("works once a connection is free");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_needs_no_free_server_once_its_settings_were_seen() {
+    let cluster = PgCluster::shared();
+    let server = proxy::start(
+        cluster,
+        "checkout_timeout_ms = 500",
+        "pool_size = 1\nrouting = \"primary_only\"",
+    )
+    .await;
+    // The first login with these settings asks a server what to report.
+    let holder = proxy::connect(&server).await;
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    // The only server is busy: later logins with the same settings still succeed (a
+    // client that connects per transaction must not wait for a server to log in).
+    let started = Instant::now();
+    let late = proxy::connect(&server).await;
+    assert!(started.elapsed() < Duration::from_millis(400));
+    let tz = late.simple_query("SHOW TimeZone");
+    holder.batch_execute("COMMIT").await.unwrap();
+    tz.await.expect("served once the server is free");
     server.stop().await;
 }
 

@@ -25,6 +25,8 @@ use tokio::sync::watch;
 pub struct UserPools {
     pub user: String,
     pub hosts: Vec<ServerPool>,
+    /// What servers reported to this user's logins, for logins without a checkout.
+    pub login_reports: super::login_reports::LoginReports,
 }
 
 pub struct Cluster {
@@ -139,6 +141,7 @@ impl Cluster {
         let p = Arc::new(UserPools {
             user: user.to_string(),
             hosts,
+            login_reports: Default::default(),
         });
         map.insert(user.to_string(), p.clone());
         p

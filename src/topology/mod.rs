@@ -5,6 +5,7 @@
 mod admin_state;
 pub mod cluster;
 pub mod decide;
+pub mod login_reports;
 pub mod state;
 mod warm;
 

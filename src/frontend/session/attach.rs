@@ -79,6 +79,7 @@ impl Session {
             fresh: true,
             acct: Accounting::after_checkout(waited_us),
             cancelled_at: None,
+            timer_from: None,
             fill: None,
             cache_writes: None,
             cache_rows: Vec::new(),

@@ -38,6 +38,8 @@ pub struct Attached {
     pub acct: Accounting,
     /// `query_timeout_ms` cancelled the request numbered this (`sent` then).
     pub cancelled_at: Option<u64>,
+    /// When a request sent after the cancelled one was first seen waiting (its timer).
+    pub timer_from: Option<std::time::Instant>,
     /// The replies being recorded for the result cache (a cacheable request that missed).
     pub fill: Option<Box<Fill>>,
     /// What the statements forwarded in this transaction may change (result cache).

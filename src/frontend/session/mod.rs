@@ -74,6 +74,9 @@ enum Flow {
     Close,
 }
 
+/// How long an idle client may take to send one more request once shutdown has begun.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
 pub struct Session {
     shared: Arc<Shared>,
     io: ClientIo,
@@ -159,6 +162,8 @@ impl Session {
 
     /// Serves requests until the client leaves or is told to.
     async fn serve(&mut self) {
+        // Whether the shutdown grace was given.
+        let mut graced = false;
         loop {
             // Idle: only the session and this wait are held. A request's work happens in a
             // boxed future that lives for one transaction, so idle clients stay small.
@@ -186,10 +191,7 @@ impl Session {
             let flow = match woke {
                 Woke::Client => Box::pin(self.serve_request()).await,
                 Woke::Gone => Flow::Close,
-                Woke::Shutdown => {
-                    Box::pin(self.say_shutting_down()).await;
-                    Flow::Close
-                }
+                Woke::Shutdown => Box::pin(self.last_request_or_goodbye(&mut graced)).await,
                 Woke::IdleTimeout => Box::pin(self.idle_timeout_fired()).await,
             };
             if let Flow::Close = flow {
@@ -197,6 +199,22 @@ impl Session {
                 return;
             }
         }
+    }
+
+    /// Shutting down with the client idle: once, a client that sends a request within
+    /// [`SHUTDOWN_GRACE`] is served (one that has just logged in is about to send its first
+    /// query); after that, or when it stays quiet, it is told 57P01 and let go.
+    async fn last_request_or_goodbye(&mut self, graced: &mut bool) -> Flow {
+        if !std::mem::replace(graced, true) && !self.cancel.killed() {
+            let ready = std::future::poll_fn(|cx| self.io.stream.poll_read_ready(cx));
+            match tokio::time::timeout(SHUTDOWN_GRACE, ready).await {
+                Ok(Ok(())) => return self.serve_request().await,
+                Ok(Err(_)) => return Flow::Close,
+                Err(_) => {}
+            }
+        }
+        self.say_shutting_down().await;
+        Flow::Close
     }
 
     /// The login's last messages; false (after telling the client why) if it failed.
@@ -267,38 +285,28 @@ impl Session {
     }
 
     /// Sends ParameterStatus (as a server with this client's settings reports them),
-    /// BackendKeyData and ReadyForQuery.
+    /// BackendKeyData and ReadyForQuery. In transaction mode, what the primary reported to
+    /// an earlier login with the same settings is sent without a checkout.
     async fn login(&mut self) -> Result<(), PgError> {
         // The primary's view, unless there is none right now and a replica can stand in
         // (new clients can still connect and read during a failover).
         let snap = self.cluster.topology.snapshot();
+        let primary = snap.primary().map(|i| snap.hosts[i].addr.clone());
         let use_replica = self.mode == PoolMode::Transaction
             && self.cluster.db.routing == crate::config::Routing::ReadWrite
-            && snap.primary().is_none()
+            && primary.is_none()
             && snap.has_replicas();
-        let d = Decision {
-            target: if use_replica {
-                Target::Replica
-            } else {
-                Target::Primary
-            },
-            reason: Reason::SessionCommand,
-            may_write: false,
-            min_lsn: 0,
+        drop(snap);
+        let known = primary
+            .as_deref()
+            .filter(|_| self.mode == PoolMode::Transaction)
+            .and_then(|addr| self.pools.login_reports.get(self.wanted.version, addr));
+        let reports = match known {
+            Some(r) => r,
+            None => self.login_reports_from_a_server(use_replica).await?,
         };
-        self.attach(d).await?;
-        if let Some(a) = &self.server {
-            let mut names: Vec<&String> = a.conn.reported.keys().collect();
-            names.sort();
-            for n in names {
-                // Through Switchyard the session is read-write even if a replica answered.
-                let value = if n == "in_hot_standby" {
-                    "off"
-                } else {
-                    a.conn.reported[n].as_str()
-                };
-                messages::parameter_status(self.io.out(), n, value);
-            }
+        for (name, value) in reports.iter() {
+            messages::parameter_status(self.io.out(), name, value);
         }
         messages::backend_key_data(self.io.out(), self.cancel.pid, self.cancel.secret);
         messages::ready_for_query(self.io.out(), TxStatus::Idle);
@@ -314,6 +322,48 @@ impl Session {
         // The login's messages are out: an idle client keeps no buffers.
         self.io.bufs.give_back();
         flushed
+    }
+
+    /// Checks a server out for the login (the primary, or a replica standing in) and keeps
+    /// what it reports with this client's settings.
+    async fn login_reports_from_a_server(
+        &mut self,
+        use_replica: bool,
+    ) -> Result<crate::topology::login_reports::Reports, PgError> {
+        let d = Decision {
+            target: if use_replica {
+                Target::Replica
+            } else {
+                Target::Primary
+            },
+            reason: Reason::SessionCommand,
+            may_write: false,
+            min_lsn: 0,
+        };
+        self.attach(d).await?;
+        let Some(a) = &self.server else {
+            return Ok(Vec::new().into());
+        };
+        let mut names: Vec<&String> = a.conn.reported.keys().collect();
+        names.sort();
+        // Through Switchyard the session is read-write even if a replica answered.
+        let reports: crate::topology::login_reports::Reports = names
+            .into_iter()
+            .map(|n| {
+                let v = if n == "in_hot_standby" {
+                    "off"
+                } else {
+                    a.conn.reported[n].as_str()
+                };
+                (n.clone(), v.to_string())
+            })
+            .collect();
+        if !use_replica {
+            self.pools
+                .login_reports
+                .put(self.wanted.version, &a.conn.addr, reports.clone());
+        }
+        Ok(reports)
     }
 
     /// Reads what the client sent (the socket was reported readable); false when the client
@@ -401,45 +451,8 @@ impl Session {
             if !self.local.active() {
                 match self.needs_server() {
                     Ok(Some(true)) => {
-                        let missed = match self.look_up_cache() {
-                            cache_path::Looked::Hit => match self.io.flush().await {
-                                Ok(()) => continue,
-                                Err(_) => return Flow::Close,
-                            },
-                            cache_path::Looked::Missed(m) => Some(m),
-                            cache_path::Looked::NotCacheable => None,
-                        };
-                        let d = decide(
-                            &self.cluster.db,
-                            &self.cluster.classifier,
-                            &self.ryw,
-                            &self.statements,
-                            || {
-                                self.cluster.db.primary_reads
-                                    || self.cluster.topology.snapshot().has_replicas()
-                            },
-                            self.io.bufs.client_input(),
-                            self.shared.config.max_message_size,
-                        );
-                        let attached = self.attach(d).await;
-                        if let Some(a) = &self.server {
-                            crate::router::count_route(
-                                &self.cluster.stats.routes,
-                                a.decision.target,
-                                &a.decision.reason,
-                            );
-                        }
-                        match attached {
-                            Ok(()) => {
-                                if let Some(m) = missed {
-                                    self.begin_fill(m);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(client = %self.label(), error = %e, "attach failed");
-                                self.count_error(e.code);
-                                self.local.fail_request(e);
-                            }
+                        if self.serve_or_attach().await.is_err() {
+                            return Flow::Close;
                         }
                         continue;
                     }
@@ -463,6 +476,73 @@ impl Session {
                 Err(e) => return self.protocol_violation(e).await,
             }
         }
+    }
+
+    /// A request that needs a server: answered from the result cache, or routed and
+    /// attached (a failed attach is answered as the request's error). Err: the client is
+    /// gone.
+    async fn serve_or_attach(&mut self) -> Result<(), ()> {
+        let missed = match self.look_up_cache() {
+            cache_path::Looked::Hit => return self.io.flush().await.map_err(|_| ()),
+            cache_path::Looked::Missed(m) => Some(m),
+            cache_path::Looked::NotCacheable => None,
+        };
+        let d = decide(
+            &self.cluster.db,
+            &self.cluster.classifier,
+            &self.ryw,
+            &self.statements,
+            || self.cluster.db.primary_reads || self.cluster.topology.snapshot().has_replicas(),
+            self.io.bufs.client_input(),
+            self.shared.config.max_message_size,
+        );
+        let attached = self.attach(d).await;
+        if let Some(a) = &self.server {
+            crate::router::count_route(
+                &self.cluster.stats.routes,
+                a.decision.target,
+                &a.decision.reason,
+            );
+        }
+        match attached {
+            Ok(()) => {
+                if let Some(m) = missed {
+                    self.begin_fill(m);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(client = %self.label(), error = %e, "attach failed");
+                self.count_error(e.code);
+                self.local.fail_request(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bookkeeping after a batch of server replies: statements whose plans went stale are
+    /// renewed; at the end of a transaction its counters are flushed and its writes
+    /// invalidated in the result cache. True if the primary's WAL position is to be noted
+    /// before the connection is released.
+    fn settle_replies(
+        &mut self,
+        release: bool,
+        stale: Vec<Arc<crate::prepared::StatementInfo>>,
+    ) -> bool {
+        for old in stale {
+            let fresh = self.shared.statements.renew(&old);
+            self.statements.replace(&old, &fresh);
+            tracing::info!(client = %self.label(), old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
+        }
+        let note_write = release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
+        if let Some(a) = self.server.as_mut() {
+            if a.pending == 0 && a.status == TxStatus::Idle {
+                a.acct.flush(&self.cluster.stats.traffic);
+                if a.cache_writes.is_some() || !a.cache_rows.is_empty() {
+                    self.invalidate_written(note_write);
+                }
+            }
+        }
+        note_write
     }
 
     /// Whether the complete frames buffered need a server (None: no complete frame yet).
@@ -506,21 +586,7 @@ impl Session {
                 tail,
                 stale,
             }) => {
-                for old in stale {
-                    let fresh = self.shared.statements.renew(&old);
-                    self.statements.replace(&old, &fresh);
-                    tracing::info!(client = %self.label(), old = %old.server_name, new = %fresh.server_name, "prepared statement re-prepared after its plan went stale");
-                }
-                let note_write =
-                    release && self.server.as_ref().is_some_and(|a| a.decision.may_write);
-                if let Some(a) = self.server.as_mut() {
-                    if a.pending == 0 && a.status == TxStatus::Idle {
-                        a.acct.flush(&self.cluster.stats.traffic);
-                        if a.cache_writes.is_some() || !a.cache_rows.is_empty() {
-                            self.invalidate_written(note_write);
-                        }
-                    }
-                }
+                let note_write = self.settle_replies(release, stale);
                 let mut fill = match (release, self.server.as_mut()) {
                     (true, Some(a)) => a.fill.take(),
                     _ => None,

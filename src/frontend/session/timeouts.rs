@@ -29,17 +29,26 @@ impl Session {
     }
 
     /// The timeout that applies while attached, and when it fires.
-    pub(super) fn attached_deadline(&self) -> Option<(Instant, Limit)> {
-        let a = self.server.as_deref()?;
+    pub(super) fn attached_deadline(&mut self) -> Option<(Instant, Limit)> {
         let t = self.cluster.db.timeouts;
+        let a = self.server.as_deref_mut()?;
         if a.pending > 0 {
             let limit = ms(t.query_timeout_ms)?;
-            if a.cancelled_at == Some(a.sent) {
-                return None;
+            match a.cancelled_at {
+                Some(c) if c == a.sent => return None,
+                // A request the client pipelined behind the cancelled one: its time counts
+                // from when it is first seen here, not from the cancelled one's start.
+                Some(_) => {
+                    let from = *a.timer_from.get_or_insert_with(std::time::Instant::now);
+                    return Some((Instant::from_std(from + limit), Limit::Query));
+                }
+                None => {}
             }
             let since = a.acct.busy_since()?;
             return Some((Instant::from_std(since + limit), Limit::Query));
         }
+        // Everything answered: a cancel is history.
+        (a.cancelled_at, a.timer_from) = (None, None);
         if !self.io.bufs.client_input().is_empty() {
             return None;
         }
@@ -63,6 +72,7 @@ impl Session {
                     return Flow::Continue;
                 };
                 a.cancelled_at = Some(a.sent);
+                a.timer_from = None;
                 crate::backend::send_cancel(&a.conn.cancel).await;
                 Flow::Continue
             }
