@@ -97,6 +97,7 @@ cl_log "A (pid $pid_a) listening on 127.0.0.1:$sy_port"
 "$PGBENCH" -n -C -c "$clients" -j 2 -T "$duration" -h 127.0.0.1 -p "$sy_port" -U "$CL_APP_USER" \
   "$CL_APP_DB" >"$dir/bench.out" 2>&1 &
 bench_pid=$!
+t_bench=$SECONDS
 sleep $((duration / 4))
 start "$dir/b.log"
 pid_b=$started
@@ -118,7 +119,7 @@ a_took=$((SECONDS - t_term))
 pid_a=""
 cl_log "A exited with status $rc_a after ${a_took}s; pgbench goes on against B"
 ((rc_a == 0)) || cl_die "A exited with status $rc_a"
-left=$((duration - (SECONDS - t_start)))
+left=$((duration - (SECONDS - t_bench)))
 
 rc_bench=0
 wait "$bench_pid" || rc_bench=$?
