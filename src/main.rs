@@ -42,10 +42,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.operations.log_format);
-    switchyard::util::files::warn_if_others_can_read(
-        &cli.config,
-        "the config file (it holds passwords)",
-    );
+    if config.secrets_in_file {
+        switchyard::util::files::warn_if_others_can_read(
+            &cli.config,
+            "the config file (it holds passwords)",
+        );
+    }
     let workers = config.worker_thread_count();
     let listen = config.listen;
     let app = match App::new(config) {

@@ -188,4 +188,4 @@ mod access_tests;
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -197,6 +197,9 @@ pub struct Config {
     pub max_prepared_statements: usize,
     /// Console users, metrics, logs, client limit, port sharing (top-level keys).
     pub operations: Operations,
+    /// Whether a password is written in the file itself rather than as `"${NAME}"` (then
+    /// the file is a secret, and should not be readable by other users).
+    pub secrets_in_file: bool,
 }
 
 impl Config {

@@ -1,6 +1,7 @@
 //! Turning TOML into a checked `Config`: semantic validation of the raw serde shapes. Where
 //! an error is (line, key path) and toml/serde's own errors are `super::locate`'s.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -21,6 +22,7 @@ use super::ConfigError;
 
 mod access_checks;
 mod cache_checks;
+mod env_secret;
 mod operations_checks;
 
 pub use cache_checks::cache_table_name;
@@ -28,7 +30,11 @@ pub use cache_checks::cache_table_name;
 /// Parses and validates a whole document.
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|err| from_toml_error(text, &err))?;
-    Checker { text }.config(raw)
+    Checker {
+        text,
+        literal_secret: Cell::new(false),
+    }
+    .config(raw)
 }
 
 // ---------------------------------------------------------------------------
@@ -37,6 +43,8 @@ pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
 
 struct Checker<'t> {
     text: &'t str,
+    /// Set when a password is taken as written (not from the environment).
+    literal_secret: Cell<bool>,
 }
 
 impl Checker<'_> {
@@ -100,8 +108,10 @@ impl Checker<'_> {
             operations: Operations::default(),
             databases: self.databases(raw.databases, &users)?,
             users,
+            secrets_in_file: false,
         };
         config.operations = self.operations(ops, &config.users)?;
+        config.secrets_in_file = self.literal_secret.get();
         Ok(config)
     }
 
@@ -205,7 +215,9 @@ impl Checker<'_> {
             seen.insert(name.get_ref().clone(), line);
 
             let password = self.required(entry.password, &table_span, &path, "password")?;
-            self.password(&password, &format!("{path}.password"), auth_method)?;
+            let password_path = format!("{path}.password");
+            let password = self.secret(password, &password_path)?;
+            self.password(&password, &password_path, auth_method)?;
 
             users.push(User {
                 name: name.into_inner(),

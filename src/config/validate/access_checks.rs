@@ -88,6 +88,7 @@ impl Checker<'_> {
         let user = self.required(raw.user, &span, "auth_query", "user")?;
         self.identifier(&user, "auth_query.user", "user name")?;
         let password = self.required(raw.password, &span, "auth_query", "password")?;
+        let password = self.secret(password, "auth_query.password")?;
         let secret = password.get_ref();
         let why = if secret.is_empty() {
             "the password must not be empty"
