@@ -39,6 +39,13 @@
 #   IDLE_CLIENTS          idle clients for the memory test, 0 skips it (default 5000)
 #   WARMUP                seconds of unmeasured warm-up per target (default 3)
 #   SCALE                 pgbench -i scale (default 10)
+#   TRANSPORT             "tcp" (loopback, the default) or "unix": pgbench talks
+#                         to every target over its Unix-domain socket, and both
+#                         poolers reach PostgreSQL over its socket (PgBouncer
+#                         host=<socket dir>, Switchyard hosts = ["<dir>:<port>"]
+#                         and listen_unix_dir); workload 7 (TLS) is skipped and
+#                         the default OUTPUT is docs/benchmarks-unix.md. The
+#                         idle-client memory test stays on TCP.
 #   MANY_CLIENTS          clients of workload 5 (default 500)
 #   DIRECT_MANY           1: run workload 5 against PostgreSQL directly too
 #                         (max_connections is raised for it); 0: skip (default 1)
@@ -88,7 +95,11 @@ many=${MANY_CLIENTS:-500}
 direct_many=${DIRECT_MANY:-1}
 log_conn=${LOG_CONNECTIONS:-1}
 pgb_password=${PGB_PASSWORD:-scram}
-output=${OUTPUT:-docs/benchmarks.md}
+transport=${TRANSPORT:-tcp}
+[[ $transport == tcp || $transport == unix ]] || { echo "compare.sh: TRANSPORT must be tcp or unix" >&2; exit 2; }
+default_output=docs/benchmarks.md
+[[ $transport == unix ]] && default_output=docs/benchmarks-unix.md
+output=${OUTPUT:-$default_output}
 pg_port=${BENCH_PRIMARY_PORT:-25482}
 pgb_port=${BENCH_PGBOUNCER_PORT:-6482}
 sy_port=${BENCH_SWITCHYARD_PORT:-6483}
@@ -112,6 +123,10 @@ done
 for w in $workloads; do
   [[ $w =~ ^[1-7]$ ]] || die "WORKLOADS: unknown workload '$w' (1-7)"
 done
+if [[ $transport == unix ]]; then
+  # TLS is a TCP matter: PostgreSQL and both poolers never use it on a socket.
+  workloads=$(tr ' ' '\n' <<<"$workloads" | grep -v '^7$' | tr '\n' ' ')
+fi
 for p in "$pg_port" "$pgb_port" "$sy_port"; do
   port_open 127.0.0.1 "$p" && die "port $p on 127.0.0.1 is already in use"
 done
@@ -210,7 +225,7 @@ bin=$(switchyard_build "$repo")
 
 dir=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
 chmod 755 "$dir"
-mkdir "$dir/runs" "$dir/pgbouncer"
+mkdir "$dir/runs" "$dir/pgbouncer" "$dir/sysock"
 # Our own copy: others may rebuild target/release while we run.
 cp -- "$bin" "$dir/switchyard"
 bin=$dir/switchyard
@@ -243,6 +258,11 @@ cl_log "pgbench -i -s $scale (direct)"
   die "pgbench -i failed"
 }
 
+# Where the poolers reach PostgreSQL: loopback TCP, or its socket directory.
+host_of_server() {
+  if [[ $transport == unix ]]; then echo "$dir/cluster/primary"; else echo 127.0.0.1; fi
+}
+
 # --- PgBouncer config
 pgb_dir=$dir/pgbouncer
 if [[ $pgb_password == scram ]]; then
@@ -258,12 +278,12 @@ pgb_max_client=$((idle_clients + 1000))
 ((pgb_max_client < 2000)) && pgb_max_client=2000
 cat >"$pgb_dir/pgbouncer.ini" <<EOF
 [databases]
-app = host=127.0.0.1 port=$pg_port dbname=$CL_APP_DB
+app = host=$(host_of_server) port=$pg_port dbname=$CL_APP_DB
 
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $pgb_port
-unix_socket_dir =
+unix_socket_dir = $( [[ $transport == unix ]] && echo "$dir/pgbouncer" || true)
 auth_type = scram-sha-256
 auth_file = $pgb_dir/userlist.txt
 pool_mode = transaction
@@ -334,12 +354,15 @@ name = "$CL_APP_USER"
 password = "$CL_APP_PASSWORD"
 
 [databases.app]
-hosts = ["127.0.0.1:$pg_port"]
+hosts = ["$(host_of_server):$pg_port"]
 dbname = "$CL_APP_DB"
 pool_mode = "transaction"
 pool_size = $pool_size
 routing = "primary_only"
 EOF
+if [[ $transport == unix ]]; then
+  sed -i "1a listen_unix_dir = \"$dir/sysock\"" "$sy_conf"
+fi
 if ((tls_wanted)); then
   printf '\n[tls]\ncert = "%s"\nkey = "%s"\n' "$dir/tls/server.crt" "$dir/tls/server.key" >>"$sy_conf"
 fi
@@ -425,17 +448,29 @@ add_workload 7 "select-only over TLS" "select-only, 32 clients, TLS between pgbe
 
 printf 'workload\ttarget\tround\tposition\ttps\tlatency_ms\tprocessed\tfailed\trc\terrors\tcpu_ticks\tp50_us\tp99_us\tfile\n' >"$dir/runs.tsv"
 
-# run_pgbench OUTFILE PORT ARG...: pgbench in the background (so that a signal
+# Where pgbench connects to a target: 127.0.0.1, or the target's socket directory.
+host_of() {
+  [[ $transport == tcp ]] && { echo 127.0.0.1; return; }
+  case $1 in
+    A) echo "$dir/cluster/primary" ;;
+    B) echo "$dir/pgbouncer" ;;
+    C) echo "$dir/sysock" ;;
+  esac
+}
+
+# run_pgbench OUTFILE TARGET ARG...: pgbench in the background (so that a signal
 # runs the trap at once); returns its exit status.
 run_pgbench() {
-  local out=$1 port=$2 rc=0 sslmode=disable a
+  local out=$1 port host rc=0 sslmode=disable a
+  port=$(port_of "$2")
+  host=$(host_of "$2")
   shift 2
   local -a args=()
   # --tls (ours, not pgbench's): connect with sslmode=require.
   for a in "$@"; do
     if [[ $a == --tls ]]; then sslmode=require; else args+=("$a"); fi
   done
-  (cd "$dir/runs" && PGSSLMODE=$sslmode exec "$PGBENCH" -h 127.0.0.1 -p "$port" \
+  (cd "$dir/runs" && PGSSLMODE=$sslmode exec "$PGBENCH" -h "$host" -p "$port" \
     -U "$CL_APP_USER" "${args[@]}" "$CL_APP_DB") </dev/null >"$out" 2>&1 &
   bench_pid=$!
   wait "$bench_pid" || rc=$?
@@ -466,7 +501,7 @@ one_run() {
     args+=(--log-prefix="$dir/runs/$name.log")
   fi
   [[ -n $pid ]] && c0=$(cpu_ticks "$pid")
-  run_pgbench "$out" "$port" -n -T "$secs" "${args[@]}" || rc=$?
+  run_pgbench "$out" "$t" -n -T "$secs" "${args[@]}" || rc=$?
   [[ -n $pid ]] && c1=$(cpu_ticks "$pid")
   [[ -n $c0 && -n $c1 ]] && ticks=$((c1 - c0))
 
@@ -515,7 +550,7 @@ loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 if ((warmup > 0)); then
   for t in "${targets[@]}"; do
     cl_log "warm-up ${warmup}s on $t"
-    run_pgbench "$dir/runs/warmup-$t.out" "$(port_of "$t")" -n -S -c 20 -j 2 -T "$warmup" ||
+    run_pgbench "$dir/runs/warmup-$t.out" "$t" -n -S -c 20 -j 2 -T "$warmup" ||
       cl_log "warm-up on $t: pgbench exit status $? (see below)"
   done
 fi
@@ -626,12 +661,16 @@ sy_dirty=$(git -C "$repo" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev
 sy_version="$("$bin" --version 2>/dev/null | head -n 1), git $git_desc ($git_date)"
 ((sy_dirty > 0)) && sy_version+=", built with $sy_dirty uncommitted change(s) in src/ or Cargo files"
 note=${BENCH_NOTE:-}
+if [[ $transport == unix ]]; then
+  [[ -n $note ]] && note+="\\n"
+  note+="**Unix-domain sockets on both sides**: pgbench to each target over its socket, both poolers to PostgreSQL over its socket (\`local all all trust\` in pg_hba.conf, so server logins skip SCRAM; direct pgbench logins too)."
+fi
 if ((duration < 20 || rounds < 3)); then
   [[ -n $note ]] && note+="\\n"
   note+="**Short run** (DURATION=$duration, ROUNDS=$rounds): not representative."
 fi
 cmd="integration/bench/compare.sh"
-for v in DURATION ROUNDS WORKLOADS IDLE_CLIENTS WARMUP SCALE MANY_CLIENTS DIRECT_MANY LOG_CONNECTIONS PGB_PASSWORD; do
+for v in DURATION ROUNDS WORKLOADS IDLE_CLIENTS WARMUP SCALE MANY_CLIENTS DIRECT_MANY LOG_CONNECTIONS PGB_PASSWORD TRANSPORT; do
   [[ -n ${!v:-} ]] && cmd="$v=${!v} $cmd"
 done
 if [[ $pgb_password == scram ]]; then

@@ -1,11 +1,13 @@
-//! A running Switchyard: the accept loop (one task per client) and the graceful drain at
-//! shutdown (stop accepting, wait a bounded time for sessions, close the pools).
+//! A running Switchyard: the accept loop over the TCP listener and the optional Unix-domain
+//! one (one task per client) and the graceful drain at shutdown (stop accepting, wait a
+//! bounded time for sessions, close the pools).
 
 use super::App;
 use crate::frontend::handle_client;
 use crate::net::Listener;
 use futures_util::FutureExt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use tokio::sync::Notify;
 pub struct Server {
     pub app: Arc<App>,
     pub addr: SocketAddr,
+    /// The Unix-domain socket clients may connect to (`listen_unix_dir`).
+    pub unix_socket: Option<PathBuf>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`metrics_listen`).
     pub metrics_addr: Option<SocketAddr>,
     pub task: tokio::task::JoinHandle<()>,
@@ -26,6 +30,12 @@ impl Server {
         let ops = app.shared().config.operations.clone();
         let listener = Listener::bind_shared(addr, ops.so_reuseport)?;
         let addr = listener.local_addr()?;
+        // Named after the port clients use over TCP, as PostgreSQL names its socket.
+        let unix = match &ops.listen_unix_dir {
+            Some(dir) => Some(Listener::bind_unix(dir, addr.port(), ops.so_reuseport)?),
+            None => None,
+        };
+        let unix_socket = unix.as_ref().and_then(|u| u.unix_path()).map(PathBuf::from);
         let metrics_addr = match ops.metrics_listen {
             Some(at) => {
                 let metrics = tokio::net::TcpListener::bind(at).await?;
@@ -38,10 +48,11 @@ impl Server {
             None => None,
         };
         app.start_background_tasks();
-        let task = tokio::spawn(serve(app.clone(), listener));
+        let task = tokio::spawn(serve(app.clone(), listener, unix));
         Ok(Server {
             app,
             addr,
+            unix_socket,
             metrics_addr,
             task,
         })
@@ -100,14 +111,15 @@ impl Drop for Live {
 
 /// Serves clients until shutdown begins, then drains sessions for at most the configured
 /// shutdown timeout.
-async fn serve(app: Arc<App>, listener: Listener) {
+async fn serve(app: Arc<App>, listener: Listener, unix: Option<Listener>) {
     let sessions = Arc::new(Sessions::default());
     let mut shutdown = app.shutdown_signal();
     let max_clients = app.shared().config.operations.max_client_connections;
-    tracing::info!(addr = ?listener.local_addr().ok(), "listening");
+    let socket = unix.as_ref().and_then(|u| u.unix_path());
+    tracing::info!(addr = ?listener.local_addr().ok(), unix_socket = ?socket, "listening");
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept_either(&listener, unix.as_ref()) => match accepted {
                 Ok((stream, peer)) => {
                     // Over the limit, the client is told so once it has sent its startup
                     // packet (a cancel request is still served).
@@ -126,6 +138,7 @@ async fn serve(app: Arc<App>, listener: Listener) {
         }
     }
     drop(listener);
+    drop(unix);
     let timeout = app.shared().config.shutdown_timeout();
     tracing::info!(
         sessions = sessions.count(),
@@ -149,6 +162,20 @@ async fn serve(app: Arc<App>, listener: Listener) {
                 p.close();
             }
         }
+    }
+}
+
+/// The next client of either listener.
+async fn accept_either(
+    tcp: &Listener,
+    unix: Option<&Listener>,
+) -> std::io::Result<(crate::net::Stream, crate::net::ClientAddr)> {
+    match unix {
+        None => tcp.accept().await,
+        Some(unix) => tokio::select! {
+            accepted = tcp.accept() => accepted,
+            accepted = unix.accept() => accepted,
+        },
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn send_cancel(target: &CancelTarget) {
     let mut buf = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut buf);
     let attempt = async {
-        let mut s = Stream::connect(&*target.addr).await?;
+        let mut s = Stream::connect(&target.addr).await?;
         s.send_all(&buf).await
     };
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {

@@ -1,4 +1,4 @@
-//! Opening a server connection: TCP connect, StartupMessage, authentication (trust,
+//! Opening a server connection: TCP or Unix-domain connect, StartupMessage, authentication (trust,
 //! cleartext, md5, SCRAM-SHA-256), then ParameterStatus and BackendKeyData up to the first
 //! ReadyForQuery.
 
@@ -88,7 +88,9 @@ pub async fn connect(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> {
 /// SSLRequest's code (1234 5679).
 const SSL_REQUEST_CODE: u32 = 80_877_103;
 
-/// Asks the server for TLS as `server_tls` says, and upgrades the stream if it agrees.
+/// Asks the server for TLS as `server_tls` says, and upgrades the stream if it agrees. Over
+/// a Unix-domain socket TLS is never asked for (as libpq): "prefer" goes on in the clear,
+/// a mode that insists is an error.
 async fn negotiate_tls(stream: &mut Stream, p: &LoginParams<'_>) -> Result<(), BackendError> {
     let Some(connector) = p.tls.connector() else {
         return Ok(());
@@ -97,6 +99,15 @@ async fn negotiate_tls(stream: &mut Stream, p: &LoginParams<'_>) -> Result<(), B
         addr: p.addr.to_string(),
         why,
     };
+    if stream.is_unix() {
+        return match p.tls.mode {
+            ServerTlsMode::Prefer | ServerTlsMode::Disable => Ok(()),
+            mode => Err(tls_err(format!(
+                "TLS is not used over a Unix-domain socket, but server_tls = \"{}\"",
+                mode.as_str()
+            ))),
+        };
+    }
     let mut request = [0u8; 8];
     request[..4].copy_from_slice(&8u32.to_be_bytes());
     request[4..].copy_from_slice(&SSL_REQUEST_CODE.to_be_bytes());

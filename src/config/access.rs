@@ -58,6 +58,8 @@ pub enum HbaType {
     Hostssl,
     /// TCP without TLS only.
     Hostnossl,
+    /// The Unix-domain socket (`listen_unix_dir`); such a rule has no `address`.
+    Local,
 }
 
 /// How a client matched by an `[[hba]]` rule authenticates (`method`).
@@ -155,20 +157,24 @@ pub struct HbaRule {
     pub database: Option<String>,
     /// A user name, or None for "all".
     pub user: Option<String>,
+    /// Where TCP clients must be ("all" for a `local` rule).
     pub address: HbaAddress,
     pub method: HbaMethod,
 }
 
 impl HbaRule {
-    pub fn matches(&self, ip: IpAddr, tls: bool, database: &str, user: &str) -> bool {
-        let kind = match self.kind {
-            HbaType::Host => true,
-            HbaType::Hostssl => tls,
-            HbaType::Hostnossl => !tls,
+    /// Whether the rule applies to a client at `ip` (None: on the Unix-domain socket).
+    pub fn matches(&self, ip: Option<IpAddr>, tls: bool, database: &str, user: &str) -> bool {
+        let place = match (self.kind, ip) {
+            (HbaType::Local, None) => true,
+            (HbaType::Local, Some(_)) | (_, None) => false,
+            (HbaType::Host, Some(ip)) => self.address.contains(ip),
+            (HbaType::Hostssl, Some(ip)) => tls && self.address.contains(ip),
+            (HbaType::Hostnossl, Some(ip)) => !tls && self.address.contains(ip),
         };
-        kind && self.database.as_deref().is_none_or(|d| d == database)
+        place
+            && self.database.as_deref().is_none_or(|d| d == database)
             && self.user.as_deref().is_none_or(|u| u == user)
-            && self.address.contains(ip)
     }
 }
 

@@ -78,8 +78,12 @@ fn hba_rules() {
         (r.database.as_deref(), r.user.as_deref()),
         (Some("app"), None)
     );
-    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
     assert!(r.matches(ip("10.1.2.3"), true, "app", "anyone"));
+    assert!(
+        !r.matches(None, true, "app", "anyone"),
+        "a host rule is TCP only"
+    );
     assert!(
         !r.matches(ip("10.1.2.3"), false, "app", "anyone"),
         "hostssl needs TLS"
@@ -93,6 +97,7 @@ fn hba_rules() {
     assert_eq!(config.hba[1].address, HbaAddress::All);
 
     let net = |s: &str| s.parse::<HbaAddress>().unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
     assert!(net("::1/128").contains(ip("::1")));
     assert!(!net("::1/128").contains(ip("::2")));
     assert!(net("fd00::/8").contains(ip("fd12::1")));
@@ -122,7 +127,7 @@ fn hba_rules() {
         &["hba[0]: missing required key `address`"],
     );
     let err = fails(
-        &format!("{HEAD}[[hba]]\ntype = \"local\"\naddress = \"all\"\nmethod = \"md5\"\n"),
+        &format!("{HEAD}[[hba]]\ntype = \"remote\"\naddress = \"all\"\nmethod = \"md5\"\n"),
         6,
         &["hba[0].type"],
     );
@@ -192,4 +197,45 @@ fn auth_query_table() {
         }
         other => panic!("not an UnknownKey: {other:?}"),
     }
+}
+
+#[test]
+fn unix_sockets_on_both_sides() {
+    // A local rule: Unix-socket clients only, and no address.
+    let text = format!(
+        "{HEAD}[[hba]]\ntype = \"local\"\nmethod = \"md5\"\n[databases.app]\nhosts = [\"h:1\"]\n"
+    );
+    let rule = &parse(&text).hba[0];
+    assert!(rule.matches(None, false, "app", "u"));
+    assert!(!rule.matches(Some([127, 0, 0, 1].into()), false, "app", "u"));
+    let text = format!(
+        "{HEAD}[[hba]]\ntype = \"local\"\naddress = \"all\"\nmethod = \"md5\"\n\
+         [databases.app]\nhosts = [\"h:1\"]\n"
+    );
+    fails(&text, 7, &["hba[0].address", "has no address"]);
+
+    // listen_unix_dir, and a server given as its socket directory.
+    let config = parse(&format!(
+        "listen_unix_dir = \"/var/run/switchyard\"\n{HEAD}[databases.app]\n\
+         hosts = [\"/var/run/postgresql:5432\", \"/tmp/pg/:5433\"]\n"
+    ));
+    assert_eq!(
+        config.operations.listen_unix_dir.as_deref(),
+        Some(std::path::Path::new("/var/run/switchyard"))
+    );
+    let hosts = &config.databases["app"].hosts;
+    assert!(hosts[0].is_socket_dir() && hosts[0].ip().is_none());
+    assert_eq!(hosts[0].to_string(), "/var/run/postgresql:5432");
+    assert_eq!(hosts[1].normalized(), ("/tmp/pg".to_string(), 5433));
+    let long = "/d".repeat(50);
+    fails(
+        &format!("listen_unix_dir = \"{long}\"\n{HEAD}[databases.app]\nhosts = [\"h:1\"]\n"),
+        1,
+        &["listen_unix_dir", "too long"],
+    );
+    fails(
+        &with_db(&format!("hosts = [\"{long}:5432\"]\n")),
+        6,
+        &["too long for a socket path"],
+    );
 }

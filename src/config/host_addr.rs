@@ -1,5 +1,5 @@
-//! A server address as written in `hosts`: an IP address or a DNS name, and a port; parsed
-//! and checked here, resolved only when connecting.
+//! A server address as written in `hosts`: an IP address, a DNS name or a socket directory,
+//! and a port; parsed and checked here, resolved only when connecting.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -9,7 +9,8 @@ use std::str::FromStr;
 /// port. Names are resolved when connecting, not when loading the config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostAddr {
-    /// IPv4 address, IPv6 address (without brackets) or host name.
+    /// IPv4 address, IPv6 address (without brackets), host name, or the absolute path of
+    /// the directory holding the server's Unix-domain socket (`.s.PGSQL.<port>`).
     pub host: String,
     /// TCP port, 1..=65535.
     pub port: u16,
@@ -21,11 +22,23 @@ impl HostAddr {
         self.host.parse().ok()
     }
 
+    /// Whether the host is a socket directory (reached over a Unix-domain socket).
+    pub fn is_socket_dir(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
     /// A key under which two spellings of the same address compare equal
     /// (case-insensitive names, canonical IPs).
     pub fn normalized(&self) -> (String, u16) {
         match self.ip() {
             Some(ip) => (ip.to_string(), self.port),
+            None if self.is_socket_dir() => {
+                let dir = self.host.trim_end_matches('/');
+                (
+                    if dir.is_empty() { "/" } else { dir }.to_string(),
+                    self.port,
+                )
+            }
             None => (
                 self.host.trim_end_matches('.').to_ascii_lowercase(),
                 self.port,
@@ -59,7 +72,8 @@ impl std::error::Error for HostAddrError {}
 impl FromStr for HostAddr {
     type Err = HostAddrError;
 
-    /// Accepts `1.2.3.4:5432`, `[::1]:5432`, `localhost:5432`, `db.internal:5432`.
+    /// Accepts `1.2.3.4:5432`, `[::1]:5432`, `localhost:5432`, `db.internal:5432`,
+    /// `/var/run/postgresql:5432` (a socket directory).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |why: String| Err(HostAddrError(why));
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
@@ -77,10 +91,18 @@ impl FromStr for HostAddr {
             let Some((host, port)) = s.rsplit_once(':') else {
                 return err("missing `:port`".into());
             };
-            if host.contains(':') {
+            if host.starts_with('/') {
+                if host.contains(':') || host.contains('\0') {
+                    return err(format!("socket directory {host:?} contains ':' or NUL"));
+                }
+                if host.len() + "/.s.PGSQL.65535".len() > 107 {
+                    return err(format!(
+                        "socket directory {host:?} is too long for a socket path"
+                    ));
+                }
+            } else if host.contains(':') {
                 return err("write IPv6 addresses in brackets, e.g. [::1]:5432".into());
-            }
-            if let Err(why) = check_host_name(host) {
+            } else if let Err(why) = check_host_name(host) {
                 return err(why);
             }
             (host, port)

@@ -127,6 +127,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "log_format",
     "max_client_connections",
     "so_reuseport",
+    "listen_unix_dir",
     "tls",
     "users",
     "hba",

@@ -1,17 +1,20 @@
 //! Settings for operating Switchyard: who may use the admin console, the metrics listener,
-//! the log format, the limit on client connections, and port sharing for rolling upgrades
+//! the log format, the limit on client connections, port sharing for rolling upgrades and
+//! the Unix-domain socket
 //! (validated model types; the raw serde shapes are in `types`, the checks in
 //! `validate/operations_checks`).
 
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Names clients use for the admin console's virtual database.
 pub const CONSOLE_DATABASES: [&str; 2] = ["switchyard", "pgbouncer"];
 
 /// Top-level keys a reload does not apply (they need a restart).
-pub const RESTART_KEYS: [&str; 5] = [
+pub const RESTART_KEYS: [&str; 6] = [
     "listen",
+    "listen_unix_dir",
     "worker_threads",
     "metrics_listen",
     "so_reuseport",
@@ -46,6 +49,9 @@ pub struct Operations {
     pub max_client_connections: usize,
     /// SO_REUSEPORT on the listener, so a second process can listen beside this one.
     pub so_reuseport: bool,
+    /// A directory where clients also connect over a Unix-domain socket,
+    /// `.s.PGSQL.<listen port>` (`listen_unix_dir`; None: TCP only).
+    pub listen_unix_dir: Option<PathBuf>,
 }
 
 /// A database's timeouts for its clients (0: none).

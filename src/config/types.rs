@@ -391,6 +391,7 @@ pub(super) struct RawConfig {
     pub log_format: Option<Spanned<LogFormat>>,
     pub max_client_connections: Option<Spanned<u64>>,
     pub so_reuseport: Option<Spanned<bool>>,
+    pub listen_unix_dir: Option<Spanned<String>>,
     pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,

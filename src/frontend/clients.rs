@@ -5,10 +5,10 @@
 //! entry per session that is shared anyway (a `Notify` wait instead was 80 bytes in every
 //! idle client's task).
 
+use crate::net::ClientAddr;
 use crate::params::ParamMap;
 use crate::topology::{Cluster, UserPools};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -24,7 +24,7 @@ pub struct ClientInfo {
     pub cluster: Arc<Cluster>,
     /// Its user's pools (and name).
     pub pools: Arc<UserPools>,
-    pub peer: SocketAddr,
+    pub peer: ClientAddr,
     /// Seconds since the Unix epoch.
     pub connected_at: u64,
     pub tls: bool,

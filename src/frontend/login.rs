@@ -10,13 +10,13 @@ use super::Shared;
 use crate::backend::send_cancel;
 use crate::config::HbaMethod;
 use crate::net::tls::ALPN_POSTGRESQL;
-use crate::net::{ClientTlsConfig, Stream};
+use crate::net::{ClientAddr, ClientTlsConfig, Stream};
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::startup::StartupPacket;
 use crate::protocol::SqlState;
 use futures_util::future::{Either, FutureExt};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// Serves one client connection until it ends; never panics on client input.
@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub fn handle_client(
     shared: Arc<Shared>,
     stream: Stream,
-    peer: SocketAddr,
+    peer: ClientAddr,
     over_limit: bool,
 ) -> impl Future<Output = ()> + Send {
     // The login is boxed: what it needs is freed once it is done. The session then moves
@@ -43,7 +43,7 @@ pub fn handle_client(
 async fn open_session(
     shared: Arc<Shared>,
     stream: Stream,
-    peer: SocketAddr,
+    peer: ClientAddr,
     over_limit: bool,
 ) -> Option<Session> {
     let mut io = ClientIo::new(stream);
@@ -89,10 +89,11 @@ const TLS_HANDSHAKE: u8 = 0x16;
 async fn startup(
     shared: &Shared,
     io: &mut ClientIo,
-    peer: SocketAddr,
+    peer: ClientAddr,
     over_limit: bool,
 ) -> Option<(String, String, Vec<(String, String)>)> {
-    if let Some(tls) = &shared.tls {
+    // No TLS over a Unix-domain socket (as PostgreSQL): SSLRequest is answered N there.
+    if let Some(tls) = shared.tls.as_ref().filter(|_| !io.stream.is_unix()) {
         if io.stream.peek_byte().await.ok()? == Some(TLS_HANDSHAKE) {
             direct_tls(tls, io, peer).await?;
         }
@@ -118,7 +119,7 @@ async fn startup(
             Err(_) => return None,
         }
     };
-    let (user, database) = match who(shared, io.stream.is_tls(), &params) {
+    let (user, database) = match who(shared, io.stream.is_tls() || io.stream.is_unix(), &params) {
         Ok(who) => who,
         Err(e) => {
             tracing::info!(%peer, error = %e, "login refused");
@@ -152,7 +153,9 @@ async fn startup(
     match authenticate(io, shared, &database, &user, method).await {
         Ok(()) => {}
         Err(AuthFailure::Fatal(e)) => {
-            let delay = shared.login_throttle.failed(peer.ip());
+            // Local (Unix-socket) clients share one entry.
+            let ip = peer.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let delay = shared.login_throttle.failed(ip);
             tracing::info!(%peer, %user, error = %e, delay_ms = delay.as_millis() as u64, "client authentication failed");
             tokio::time::sleep(delay).await;
             io.send_error(&e).await;
@@ -165,13 +168,14 @@ async fn startup(
 }
 
 /// The user and database a startup packet asks for, or why the login is refused: TLS
-/// required but not used, a replication connection, no user name.
+/// required but not used (`private`: TLS, or a Unix-domain socket, which never leaves the
+/// host), a replication connection, no user name.
 fn who(
     shared: &Shared,
-    tls: bool,
+    private: bool,
     params: &[(String, String)],
 ) -> Result<(String, String), PgError> {
-    if shared.tls.as_ref().is_some_and(|t| t.required) && !tls {
+    if shared.tls.as_ref().is_some_and(|t| t.required) && !private {
         return Err(PgError::fatal(
             SqlState::INVALID_AUTHORIZATION,
             "TLS is required: connect with sslmode=require (or verify-ca / verify-full)",
@@ -200,7 +204,7 @@ fn who(
 /// rules, `auth_method` applies), or why it is refused (28000, as PostgreSQL).
 fn access_method(
     shared: &Shared,
-    peer: SocketAddr,
+    peer: ClientAddr,
     tls: bool,
     database: &str,
     user: &str,
@@ -210,10 +214,11 @@ fn access_method(
         return Ok(None);
     }
     let encryption = if tls { "TLS" } else { "no encryption" };
-    let who = format!(
-        "host \"{}\", user \"{user}\", database \"{database}\", {encryption}",
-        peer.ip()
-    );
+    let from = match peer.ip() {
+        Some(ip) => format!("host \"{ip}\""),
+        None => "local".to_string(),
+    };
+    let who = format!("{from}, user \"{user}\", database \"{database}\", {encryption}");
     match rules
         .iter()
         .find(|r| r.matches(peer.ip(), tls, database, user))
@@ -253,8 +258,12 @@ async fn refuse_encryption_request(io: &mut ClientIo) -> Option<()> {
 
 /// SSLRequest: `S` and the handshake when TLS is configured (and not running already),
 /// otherwise `N`.
-async fn answer_ssl_request(shared: &Shared, io: &mut ClientIo, peer: SocketAddr) -> Option<()> {
-    let Some(tls) = shared.tls.as_ref().filter(|_| !io.stream.is_tls()) else {
+async fn answer_ssl_request(shared: &Shared, io: &mut ClientIo, peer: ClientAddr) -> Option<()> {
+    let Some(tls) = shared
+        .tls
+        .as_ref()
+        .filter(|_| !io.stream.is_tls() && !io.stream.is_unix())
+    else {
         return refuse_encryption_request(io).await;
     };
     refuse_early_bytes(io).await?;
@@ -269,7 +278,7 @@ async fn answer_ssl_request(shared: &Shared, io: &mut ClientIo, peer: SocketAddr
 
 /// A client that opened with a TLS handshake: it must agree on ALPN `postgresql`, as
 /// PostgreSQL requires for direct TLS (so a TLS client of another protocol is turned away).
-async fn direct_tls(tls: &ClientTlsConfig, io: &mut ClientIo, peer: SocketAddr) -> Option<()> {
+async fn direct_tls(tls: &ClientTlsConfig, io: &mut ClientIo, peer: ClientAddr) -> Option<()> {
     if let Err(e) = io.stream.accept_tls(&tls.acceptor).await {
         tracing::info!(%peer, error = %e, "direct TLS handshake with client failed");
         return None;
@@ -305,8 +314,8 @@ mod tests {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let stream = Stream::connect(addr).await.unwrap();
-        let fut = handle_client(app.shared(), stream, addr, false);
+        let stream = Stream::connect(&addr.to_string()).await.unwrap();
+        let fut = handle_client(app.shared(), stream, addr.into(), false);
         let size = std::mem::size_of_val(&fut);
         // 976 bytes at first; 752 once the idle wait and the error paths were slimmed; 248
         // with the session moved into `run`, one boxed buffer set, boxed statement names and

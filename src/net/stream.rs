@@ -1,16 +1,19 @@
 //! The one stream type every layer above talks through, client or server side: a plain TCP
-//! socket, or TLS toward a client or toward a server (chosen once, at accept or connect, by
-//! an upgrade in place). The plain path keeps the hot path's shape:
+//! socket, a Unix-domain socket, or TLS toward a client or toward a server (chosen once, at
+//! accept or connect, by an upgrade in place). The plain path keeps the hot path's shape:
 //! writes are one `try_write` when the kernel takes the whole buffer (nearly always for a
 //! pooler) and need no future, reads go through `read_buf` after readiness, and readiness
 //! waits keep their waker in the socket's registration (no per-wait state in the caller).
 
+use super::ClientAddr;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::io::{AsyncRead, AsyncWriteExt, Interest, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 
@@ -18,6 +21,8 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 #[derive(Debug)]
 pub enum Stream {
     Plain(TcpStream),
+    /// A Unix-domain socket (`listen_unix_dir`, or a server host given as a directory).
+    Unix(UnixStream),
     /// TLS with a client: Switchyard is the TLS server.
     FromClient(Box<server::TlsStream<TcpStream>>),
     /// TLS to a PostgreSQL server: Switchyard is the TLS client.
@@ -40,9 +45,26 @@ impl Stream {
         Stream::Plain(socket)
     }
 
-    /// Opens a plain connection to `addr`.
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Stream> {
-        Ok(Stream::plain(TcpStream::connect(addr).await?))
+    /// Opens a plain connection to a server written as in `hosts`: `host:port` over TCP
+    /// (names resolved now), or `/directory:port` to the server's Unix-domain socket there.
+    pub async fn connect(addr: &str) -> io::Result<Stream> {
+        match unix_socket_path(addr) {
+            Some(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+            None => Ok(Stream::plain(TcpStream::connect(addr).await?)),
+        }
+    }
+
+    /// Whether this is a Unix-domain socket (TLS is never used over one).
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Stream::Unix(_))
+    }
+
+    /// Where the peer of an accepted connection is.
+    pub fn client_addr(&self) -> io::Result<ClientAddr> {
+        match self {
+            Stream::Unix(_) => Ok(ClientAddr::Unix),
+            other => other.peer_addr().map(ClientAddr::Tcp),
+        }
     }
 
     /// The TCP socket under the stream (None once closed).
@@ -51,7 +73,7 @@ impl Stream {
             Stream::Plain(s) => Some(s),
             Stream::FromClient(s) => Some(s.get_ref().0),
             Stream::ToServer(s) => Some(s.get_ref().0),
-            Stream::Closed => None,
+            Stream::Unix(_) | Stream::Closed => None,
         }
     }
 
@@ -128,28 +150,14 @@ impl Stream {
     /// Writes all of `buf`, waiting for room only when the socket is full. On a plain
     /// socket the common case (the kernel takes everything) is one system call and no
     /// future state; TLS encrypts and writes the records out before returning.
-    pub async fn send_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        let stream = match self {
-            Stream::Plain(s) => s,
-            Stream::FromClient(s) => return send_tls(&mut **s, buf).await,
-            Stream::ToServer(s) => return send_tls(&mut **s, buf).await,
-            Stream::Closed => return Err(not_connected()),
-        };
-        while !buf.is_empty() {
-            match stream.try_write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                // Readiness was cleared with the tick it was read at: the wait cannot miss an
-                // event that came in between. `poll_write_ready` keeps no wait state in this
-                // future, so the futures that embed it stay small.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => send_plain(s, buf).await,
+            Stream::Unix(s) => send_plain(s, buf).await,
+            Stream::FromClient(s) => send_tls(&mut **s, buf).await,
+            Stream::ToServer(s) => send_tls(&mut **s, buf).await,
+            Stream::Closed => Err(not_connected()),
         }
-        Ok(())
     }
 
     /// Ready when the peer sent something or closed; the waker stays in the socket's
@@ -158,6 +166,7 @@ impl Stream {
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let pending_tls = match self {
             Stream::Plain(s) => return s.poll_read_ready(cx),
+            Stream::Unix(s) => return s.poll_read_ready(cx),
             Stream::FromClient(s) => s.get_mut().1.process_new_packets(),
             Stream::ToServer(s) => s.get_mut().1.process_new_packets(),
             Stream::Closed => return Poll::Ready(Err(not_connected())),
@@ -182,6 +191,10 @@ impl Stream {
                 Err(e) => e.kind() == io::ErrorKind::WouldBlock,
                 Ok(_) => false,
             },
+            Stream::Unix(s) => match s.try_read(&mut probe) {
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                Ok(_) => false,
+            },
             // A TLS record must not be taken from under the TLS session: peek instead.
             Stream::FromClient(_) | Stream::ToServer(_) => {
                 let Some(tcp) = self.tcp() else {
@@ -199,22 +212,97 @@ impl Stream {
     /// while it is open, also when it has sent bytes (they stay unread). Over TLS a
     /// close_notify counts as bytes: the close is seen when the client is next read.
     pub async fn closed(&self) {
-        let mut probe = [0u8; 1];
-        let Some(s) = self.tcp() else {
-            return;
+        let open = match self {
+            Stream::Unix(s) => unix_has_bytes(s).await,
+            _ => self.peek_byte().await.map(|b| b.is_some()),
         };
-        match s.peek(&mut probe).await {
-            Ok(0) | Err(_) => {}
-            Ok(_) => std::future::pending::<()>().await,
+        if let Ok(true) = open {
+            std::future::pending::<()>().await
         }
     }
 
-    /// The first byte the peer sent, without taking it (None: it closed).
+    /// The first byte the peer sent, without taking it (None: it closed). TCP only: a Unix
+    /// socket is never asked (nothing decides on its first byte).
     pub async fn peek_byte(&self) -> io::Result<Option<u8>> {
         let mut probe = [0u8; 1];
         let s = self.tcp().ok_or_else(not_connected)?;
         Ok((s.peek(&mut probe).await? == 1).then_some(probe[0]))
     }
+}
+
+/// The socket file of a server written as `/directory:port` (PostgreSQL's naming:
+/// `directory/.s.PGSQL.port`); None for a TCP address.
+pub fn unix_socket_path(addr: &str) -> Option<PathBuf> {
+    if !addr.starts_with('/') {
+        return None;
+    }
+    let (dir, port) = addr.rsplit_once(':')?;
+    Some(unix_socket_file(Path::new(dir), port))
+}
+
+/// `dir/.s.PGSQL.<port>`, where PostgreSQL and its clients look for a server's socket.
+pub fn unix_socket_file(dir: &Path, port: impl std::fmt::Display) -> PathBuf {
+    dir.join(format!(".s.PGSQL.{port}"))
+}
+
+/// Waits until a Unix-domain socket has bytes to read (true) or its peer closed (false),
+/// leaving the bytes in place: a peek, which tokio offers only for TCP.
+async fn unix_has_bytes(s: &UnixStream) -> io::Result<bool> {
+    let mut probe = [MaybeUninit::<u8>::uninit()];
+    loop {
+        s.readable().await?;
+        let peeked = s.try_io(Interest::READABLE, || {
+            socket2::SockRef::from(s).peek(&mut probe)
+        });
+        match peeked {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The sockets a plain stream can be: both write without a future when the kernel takes it.
+trait PlainSocket {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl PlainSocket for TcpStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_write_ready(self, cx)
+    }
+}
+
+impl PlainSocket for UnixStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        UnixStream::try_write(self, buf)
+    }
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        UnixStream::poll_write_ready(self, cx)
+    }
+}
+
+/// Writes all of `buf` to a plain socket: one system call when the kernel takes it all.
+async fn send_plain<S: PlainSocket>(stream: &S, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            // Readiness was cleared with the tick it was read at: the wait cannot miss an
+            // event that came in between. `poll_write_ready` keeps no wait state in this
+            // future, so the futures that embed it stay small.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn send_tls<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, buf: &[u8]) -> io::Result<()> {
@@ -230,6 +318,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::FromClient(s) => Pin::new(&mut **s).poll_read(cx, buf),
             Stream::ToServer(s) => Pin::new(&mut **s).poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(not_connected())),
@@ -252,7 +341,7 @@ mod tests {
             s.read_to_end(&mut got).await.unwrap();
             got
         });
-        let mut stream = Stream::connect(addr).await.unwrap();
+        let mut stream = Stream::connect(&addr.to_string()).await.unwrap();
         // Far more than a loopback socket buffers: some writes must wait for the reader.
         let data: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
         stream.send_all(&data).await.unwrap();
@@ -264,7 +353,7 @@ mod tests {
     async fn quiet_and_closed_probes() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut client = Stream::connect(addr).await.unwrap();
+        let mut client = Stream::connect(&addr.to_string()).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         let mut server = Stream::plain(accepted);
         assert!(server.is_quiet());

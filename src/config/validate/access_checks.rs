@@ -39,8 +39,9 @@ impl Checker<'_> {
             .collect()
     }
 
-    /// One `[[hba]]` rule: `type`, `address` and `method` are required, `database` and `user`
-    /// default to "all". `cert` needs TLS (`hostssl`) and client certificates (`[tls] ca`).
+    /// One `[[hba]]` rule: `type`, `address` (not for `local`) and `method` are required,
+    /// `database` and `user` default to "all". `cert` needs TLS (`hostssl`) and client
+    /// certificates (`[tls] ca`).
     pub(super) fn hba_rule(
         &self,
         raw: Spanned<RawHba>,
@@ -52,11 +53,23 @@ impl Checker<'_> {
         let raw = raw.into_inner();
         let kind = self.required(raw.kind, &span, &path, "type")?;
         let method = self.required(raw.method, &span, &path, "method")?;
-        let address = self.required(raw.address, &span, &path, "address")?;
-        let address = address
-            .get_ref()
-            .parse::<HbaAddress>()
-            .map_err(|why| self.invalid(&address.span(), &format!("{path}.address"), why))?;
+        let address = match (kind.get_ref(), raw.address) {
+            (HbaType::Local, None) => HbaAddress::All,
+            (HbaType::Local, Some(a)) => {
+                return Err(self.invalid(
+                    &a.span(),
+                    &format!("{path}.address"),
+                    "a \"local\" rule (the Unix-domain socket) has no address",
+                ))
+            }
+            (_, address) => {
+                let address = self.required(address, &span, &path, "address")?;
+                address
+                    .get_ref()
+                    .parse::<HbaAddress>()
+                    .map_err(|why| self.invalid(&address.span(), &format!("{path}.address"), why))?
+            }
+        };
         if *method.get_ref() == HbaMethod::Cert {
             let why = if *kind.get_ref() != HbaType::Hostssl {
                 "\"cert\" needs type = \"hostssl\" (a certificate comes with TLS only)"

@@ -1,5 +1,6 @@
 //! Checks of the operations settings: console users must be `[[users]]` entries, the
-//! metrics address must parse; and a database's client timeouts and pool limits.
+//! metrics address must parse, the socket directory must fit a socket path; and a
+//! database's client timeouts and pool limits.
 
 use super::super::operations::{
     ClientTimeouts, LogFormat, Operations, PoolLimits, DEFAULT_MAX_CLIENT_CONNECTIONS,
@@ -8,7 +9,12 @@ use super::super::types::{Database, RawConfig, RawDatabase, User, MAX_DURATION_M
 use super::super::ConfigError;
 use super::Checker;
 use std::ops::Range;
+use std::path::PathBuf;
 use toml::Spanned;
+
+/// The longest path a Unix-domain socket address holds on Linux (`sun_path`, 108 bytes with
+/// the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
 
 /// The raw operations keys, taken out of the whole document before the rest is checked.
 pub(in super::super) struct RawOperations {
@@ -18,6 +24,7 @@ pub(in super::super) struct RawOperations {
     pub log_format: Option<Spanned<LogFormat>>,
     pub max_client_connections: Option<Spanned<u64>>,
     pub so_reuseport: Option<Spanned<bool>>,
+    pub listen_unix_dir: Option<Spanned<String>>,
 }
 
 impl RawOperations {
@@ -29,6 +36,7 @@ impl RawOperations {
             log_format: raw.log_format.take(),
             max_client_connections: raw.max_client_connections.take(),
             so_reuseport: raw.so_reuseport.take(),
+            listen_unix_dir: raw.listen_unix_dir.take(),
         }
     }
 }
@@ -80,7 +88,32 @@ impl Checker<'_> {
                 "",
             )?,
             so_reuseport: raw.so_reuseport.is_some_and(|v| v.into_inner()),
+            listen_unix_dir: raw
+                .listen_unix_dir
+                .map(|d| self.socket_dir(d, "listen_unix_dir"))
+                .transpose()?,
         })
+    }
+
+    /// A directory for a Unix-domain socket: not empty, and short enough that
+    /// `DIR/.s.PGSQL.65535` fits a socket address (107 bytes on Linux).
+    pub(super) fn socket_dir(
+        &self,
+        dir: Spanned<String>,
+        key: &str,
+    ) -> Result<PathBuf, ConfigError> {
+        let path = dir.get_ref();
+        let why = if path.is_empty() {
+            "the directory must not be empty".to_string()
+        } else if path.len() + "/.s.PGSQL.65535".len() > MAX_SOCKET_PATH {
+            format!(
+                "{path:?} is too long for a socket path (at most {} bytes)",
+                MAX_SOCKET_PATH - 15
+            )
+        } else {
+            return Ok(PathBuf::from(path));
+        };
+        Err(self.invalid(&dir.span(), key, why))
     }
 
     /// A database's client timeouts and pool limits (taken out of `raw`).

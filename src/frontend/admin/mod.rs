@@ -26,6 +26,7 @@ use super::clients::ClientRow;
 use super::Shared;
 use crate::backend::pool::PoolReport;
 use crate::config::{ConsoleRole, PoolMode, CONSOLE_DATABASES};
+use crate::net::ClientAddr;
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::SqlState;
 use crate::stats::TrafficTotals;
@@ -136,7 +137,7 @@ pub fn is_console(shared: &Shared, database: &str) -> bool {
 
 /// Serves an authenticated console client until it leaves. Each command sees the newest
 /// generation (after a reload).
-pub async fn serve(shared: &Arc<Shared>, mut io: ClientIo, user: &str, peer: SocketAddr) {
+pub async fn serve(shared: &Arc<Shared>, mut io: ClientIo, user: &str, peer: ClientAddr) {
     let Some(role) = shared.config.operations.console_role(user) else {
         tracing::info!(%peer, %user, "console login refused: not in admin_users or stats_users");
         io.send_error(&PgError::fatal(

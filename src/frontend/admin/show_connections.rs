@@ -63,7 +63,7 @@ pub fn show_clients(s: &Snapshot) -> ResultSet {
     let mut rs = columns(&[]);
     for c in &s.clients {
         let i = &c.info;
-        let [addr, port] = addr_cells(Some(i.peer));
+        let [addr, port] = addr_cells(i.peer.tcp());
         let [laddr, lport] = addr_cells(Some(s.listen));
         let state = if c.waiting { "waiting" } else { "active" };
         let app = i.startup.get("application_name").map(|v| match v {

@@ -48,12 +48,13 @@ impl std::fmt::Display for Label<'_> {
     }
 }
 
-/// A socket's peer address for logs, read when logged ("?" once the socket cannot tell).
+/// A socket's peer for logs, read when logged ("[local]" on a Unix-domain socket, "?" once
+/// the socket cannot tell).
 struct PeerOf<'a>(&'a crate::net::Stream);
 
 impl std::fmt::Display for PeerOf<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.peer_addr() {
+        match self.0.client_addr() {
             Ok(a) => write!(f, "{a}"),
             Err(_) => f.write_str("?"),
         }
@@ -108,10 +109,9 @@ impl Session {
         let cancel = shared.clients.register_as(Some(ClientInfo {
             cluster: cluster.clone(),
             pools: pools.clone(),
-            peer: io
-                .stream
-                .peer_addr()
-                .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            peer: io.stream.client_addr().unwrap_or_else(|_| {
+                crate::net::ClientAddr::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+            }),
             connected_at: std::time::SystemTime::now()
                 .duration_since(std::time::SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
