@@ -66,6 +66,7 @@ fn rewriting(c: &mut Criterion) {
                 held: &mut held,
                 queue: &mut queue,
                 map_names: true,
+                heads: None,
             };
             for (h, frame) in Frames::new(black_box(&req), 1 << 20).flatten() {
                 let _ = rw.frame(h.tag, frame, &mut out);

@@ -162,6 +162,7 @@ fn client_frames_and_the_rewriter() {
             held: &mut held,
             queue: &mut queue,
             map_names: true,
+            heads: None,
         };
         let mut out = BytesMut::new();
         let mut frames = Frames::new(input, MAX);

@@ -10,7 +10,7 @@ use crate::protocol::client_msgs::query_bytes;
 use crate::protocol::frame::{read_cstr, HEADER_LEN};
 use crate::protocol::messages::{write_message, PgError};
 use crate::protocol::SqlState;
-use crate::router::statement_text::{statements, tokens, Token};
+use crate::router::statement_text::{statement_heads, statements, tokens, Heads, Token};
 use bytes::{BufMut, BytesMut};
 use std::sync::Arc;
 
@@ -22,6 +22,9 @@ pub struct Rewriter<'a> {
     pub queue: &'a mut ExpectQueue,
     /// Map names (transaction mode); otherwise frames pass through unchanged.
     pub map_names: bool,
+    /// The statement heads of the next Query frame, when the caller has read them already
+    /// (taken by that frame; None: read them here).
+    pub heads: Option<Heads>,
 }
 
 fn malformed(what: &str) -> PgError {
@@ -61,9 +64,11 @@ impl Rewriter<'_> {
             b'S' | b'F' => self.queue.push(Expect::Ready { simple: false }),
             b'Q' => {
                 self.queue.push(Expect::Ready { simple: true });
-                if self.map_names {
+                // Heads read by the caller that rule out DISCARD/DEALLOCATE: nothing to look at.
+                let may_clear = self.heads.take().is_none_or(|h| h.any(Heads::CLEARS));
+                if self.map_names && may_clear {
                     if let Some(sql) = query_bytes(frame) {
-                        if clears_statements(sql) {
+                        if statement_heads(sql).any(Heads::CLEARS) && clears_statements(sql) {
                             // The server forgets every statement; so does the client.
                             self.held.clear();
                             self.client.clear();
@@ -273,11 +278,6 @@ fn first_words(stmt: &str) -> (Option<String>, Option<String>) {
 
 /// `DISCARD ALL` or `DEALLOCATE [PREPARE] ALL` among the statements of a query.
 fn clears_statements(sql: &[u8]) -> bool {
-    // The byte-level pre-check first: most queries are not looked at any further (not even
-    // checked to be UTF-8).
-    if !crate::router::statement_text::statement_starts_any(sql, &[b"discard", b"dealloc"]) {
-        return false;
-    }
     let Ok(sql) = std::str::from_utf8(sql) else {
         return false;
     };
@@ -402,6 +402,7 @@ mod tests {
             held: &mut held,
             queue: &mut queue,
             map_names: true,
+            heads: None,
         };
         let p = parse_frame("s1", "select 1");
         rw.frame(b'P', &p, &mut out).unwrap();
@@ -420,6 +421,7 @@ mod tests {
             held: &mut held2,
             queue: &mut queue,
             map_names: true,
+            heads: None,
         };
         let mut bind = BytesMut::new();
         write_message(&mut bind, b'B', |b| {

@@ -28,6 +28,14 @@ pub fn command_tag(frame: &[u8]) -> Option<&[u8]> {
     read_cstr(body).map(|(tag, _)| tag)
 }
 
+/// Whether a CommandComplete frame's tag is `tag` (a tag without a row count, such as
+/// ROLLBACK): a comparison, without searching for the terminator.
+pub fn command_tag_is(frame: &[u8], tag: &[u8]) -> bool {
+    frame.get(HEADER_LEN..).is_some_and(|body| {
+        body.len() == tag.len() + 1 && body.starts_with(tag) && body[tag.len()] == 0
+    })
+}
+
 /// Decodes an ErrorResponse or NoticeResponse frame into its main fields.
 pub fn error_fields(frame: &[u8]) -> Option<PgError> {
     let mut body = frame.get(HEADER_LEN..)?;
@@ -76,6 +84,12 @@ mod tests {
         let mut b = BytesMut::new();
         command_complete(&mut b, "SELECT 3");
         assert_eq!(command_tag(&b), Some(&b"SELECT 3"[..]));
+        assert!(command_tag_is(&b, b"SELECT 3"));
+        assert!(!command_tag_is(&b, b"SELECT") && !command_tag_is(&b, b"ROLLBACK"));
+        assert!(
+            !command_tag_is(&b[..b.len() - 1], b"SELECT 3"),
+            "no terminator"
+        );
         let mut b = BytesMut::new();
         PgError::fatal(SqlState::ADMIN_SHUTDOWN, "bye").write(&mut b);
         let e = error_fields(&b).unwrap();

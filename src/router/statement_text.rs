@@ -74,6 +74,71 @@ pub fn statement_starts_any(text: &[u8], words: &[&[u8]]) -> bool {
     word_at(0) || memchr::memchr_iter(b';', text).any(|i| word_at(i + 1))
 }
 
+/// The leading words that make a Query text worth a closer look, found in one pass over the
+/// places a statement can begin (see [`statement_starts_any`]): a bit set of [`Heads`]
+/// constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Heads(u8);
+
+impl Heads {
+    pub const SET: u8 = 1;
+    pub const RESET: u8 = 2;
+    pub const DISCARD: u8 = 4;
+    /// `dealloc...` (DEALLOCATE).
+    pub const DEALLOCATE: u8 = 8;
+    pub const PREPARE: u8 = 16;
+    pub const EXECUTE: u8 = 32;
+    /// Session-level parameter changes: SET, RESET, DISCARD.
+    pub const PARAMS: u8 = Self::SET | Self::RESET | Self::DISCARD;
+    /// What can drop prepared statements: DISCARD, DEALLOCATE.
+    pub const CLEARS: u8 = Self::DISCARD | Self::DEALLOCATE;
+    /// SQL-level prepared statements: PREPARE, EXECUTE, DEALLOCATE.
+    pub const SQL_PREPARED: u8 = Self::PREPARE | Self::EXECUTE | Self::DEALLOCATE;
+
+    /// Whether a statement may begin with one of the words in `mask`.
+    pub fn any(self, mask: u8) -> bool {
+        self.0 & mask != 0
+    }
+}
+
+/// The words of [`Heads`] with which a statement of `text` may begin (quoted `;` included,
+/// so this can only say yes too often): one memchr pass for `;` and a look at each start.
+pub fn statement_heads(text: &[u8]) -> Heads {
+    const WORDS: [(&[u8], u8); 6] = [
+        (b"set", Heads::SET),
+        (b"reset", Heads::RESET),
+        (b"discard", Heads::DISCARD),
+        (b"dealloc", Heads::DEALLOCATE),
+        (b"prepare", Heads::PREPARE),
+        (b"execute", Heads::EXECUTE),
+    ];
+    let head_at = |i: usize| -> u8 {
+        let mut lx = Lexer::at_offset(text, i);
+        lx.skip_blank();
+        let rest = text.get(lx.pos()..).unwrap_or(&[]);
+        let Some(first) = rest.first().map(u8::to_ascii_lowercase) else {
+            return 0;
+        };
+        // Most statements begin with a word none of these start with (SELECT, INSERT, ...).
+        if !matches!(first, b's' | b'r' | b'd' | b'p' | b'e') {
+            return 0;
+        }
+        WORDS
+            .iter()
+            .filter(|(w, _)| {
+                w[0] == first
+                    && rest.len() >= w.len()
+                    && rest[1..w.len()].eq_ignore_ascii_case(&w[1..])
+            })
+            .fold(0, |acc, (_, bit)| acc | bit)
+    };
+    let mut bits = head_at(0);
+    for i in memchr::memchr_iter(b';', text) {
+        bits |= head_at(i + 1);
+    }
+    Heads(bits)
+}
+
 /// The tokens of one statement (as returned by [`statements`]).
 pub fn tokens(stmt: &str) -> Tokens<'_> {
     Tokens {
@@ -161,6 +226,27 @@ mod tests {
                 "x"
             ]
         );
+    }
+
+    #[test]
+    fn statement_heads_are_read_in_one_pass() {
+        let h = |t: &str| statement_heads(t.as_bytes());
+        assert_eq!(
+            h("SELECT abalance FROM pgbench_accounts WHERE aid = 1;"),
+            Heads::default()
+        );
+        assert!(h("/* x */ Set search_path = a").any(Heads::SET));
+        assert!(!h("SELECT 1").any(Heads::PARAMS | Heads::SQL_PREPARED | Heads::CLEARS));
+        let many = h("select 1; reset all;\n deallocate p; PREPARE q AS select 1; execute q");
+        assert!(many.any(Heads::RESET) && many.any(Heads::DEALLOCATE));
+        assert!(many.any(Heads::PREPARE) && many.any(Heads::EXECUTE));
+        assert!(!many.any(Heads::SET | Heads::DISCARD));
+        assert!(h("discard all").any(Heads::CLEARS) && h("discard all").any(Heads::PARAMS));
+        assert!(
+            h("select ';'; set x = 1").any(Heads::SET),
+            "a quoted ; may say yes too often"
+        );
+        assert_eq!(h(""), Heads::default());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use super::cache_path::WriteNotes;
 use super::*;
-use crate::protocol::client_msgs::{parse_sql, query_sql};
+use crate::protocol::client_msgs::{parse_sql, query_bytes, query_sql};
+use crate::router::statement_text::{statement_heads, Heads};
 
 /// What [`Session::build_request`] made of the buffered client frames.
 struct Built {
@@ -36,11 +37,21 @@ impl Tracker<'_> {
         let mut replaced = None;
         match tag {
             b'Q' => {
-                if let Some(sql) = query_sql(frame) {
-                    note_changes(self.changes, *self.sent, sql);
-                    if self.map_names {
-                        replaced = sql_level_prepared(sql, rw.client, rw.held);
+                // One pass over the text decides which closer looks it needs (most need
+                // none, and are not even checked to be UTF-8); the rewriter reuses it.
+                let heads = query_bytes(frame).map(statement_heads).unwrap_or_default();
+                if heads.any(Heads::PARAMS | Heads::SQL_PREPARED) {
+                    if let Some(sql) = query_sql(frame) {
+                        if heads.any(Heads::PARAMS) {
+                            note_changes(self.changes, *self.sent, sql);
+                        }
+                        if self.map_names && heads.any(Heads::SQL_PREPARED) {
+                            replaced = sql_level_prepared(sql, rw.client, rw.held);
+                        }
                     }
+                }
+                if replaced.is_none() {
+                    rw.heads = Some(heads);
                 }
                 *self.pending += 1;
                 *self.sent += 1;
@@ -177,6 +188,7 @@ impl Session {
             held: &mut conn.prepared,
             queue: &mut conn.queue,
             map_names,
+            heads: None,
         };
         let mut track = Tracker {
             changes: &mut a.changes,

@@ -10,7 +10,7 @@ use crate::net::Stream;
 use crate::params::{apply_change, fresh_version, is_tracked_report, ParamMap, ParamValue, Wanted};
 use crate::prepared::expect::Action;
 use crate::prepared::StatementInfo;
-use crate::protocol::backend_msgs::{command_tag, error_fields, parameter_status, ready_status};
+use crate::protocol::backend_msgs::{command_tag_is, error_fields, parameter_status, ready_status};
 use crate::protocol::frame::peek_header;
 use crate::protocol::messages::{Severity, TxStatus};
 use crate::protocol::SqlState;
@@ -248,7 +248,7 @@ fn inspect(
                 note_parameter(a, t.wanted, name, value);
             }
         }
-        b'C' => a.last_rollback = command_tag(frame) == Some(&b"ROLLBACK"[..]),
+        b'C' => a.last_rollback = command_tag_is(frame, b"ROLLBACK"),
         _ => return Ok(action == Action::Swallow),
     }
     Ok(false)
