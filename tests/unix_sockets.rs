@@ -103,7 +103,7 @@ async fn one(c: &Client, sql: &str) -> String {
 #[tokio::test]
 async fn clients_and_servers_over_unix_sockets() {
     let dir = socket_dir("both");
-    let server = start(&dir, "").await;
+    let server = start(&dir, "admin_users = [\"app\"]").await;
     let socket = server.unix_socket.clone().expect("unix socket bound");
     assert_eq!(socket, dir.join(format!(".s.PGSQL.{}", server.addr.port())));
 
@@ -170,6 +170,28 @@ async fn clients_and_servers_over_unix_sockets() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42", "{out:?}");
     let tcp = proxy::connect(&server).await;
     assert_eq!(one(&tcp, "SELECT 1").await, "1");
+
+    // The console over the socket: socket clients are "unix" (as PgBouncer shows them).
+    let console = proxy::connect_str(&format!(
+        "host={} port={} user={APP_USER} password={APP_PASSWORD} dbname=switchyard",
+        dir.display(),
+        server.addr.port()
+    ))
+    .await
+    .expect("console over the socket");
+    let rows = console
+        .simple_query("SHOW CLIENTS")
+        .await
+        .expect("SHOW CLIENTS");
+    let addrs: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get("addr").map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert!(addrs.iter().any(|a| a == "unix"), "{addrs:?}");
+    assert!(addrs.iter().any(|a| a == "127.0.0.1"), "{addrs:?}");
 
     server.stop().await;
     assert!(!socket.exists(), "the socket file is removed at shutdown");

@@ -63,8 +63,14 @@ pub fn show_clients(s: &Snapshot) -> ResultSet {
     let mut rs = columns(&[]);
     for c in &s.clients {
         let i = &c.info;
-        let [addr, port] = addr_cells(i.peer.tcp());
-        let [laddr, lport] = addr_cells(Some(s.listen));
+        let ([addr, port], [laddr, lport]) = match i.peer.tcp() {
+            Some(peer) => (addr_cells(Some(peer)), addr_cells(Some(s.listen))),
+            // As PgBouncer: a Unix-socket client is "unix" at the listen port, both ends.
+            None => {
+                let unix = || [cell("unix"), cell(s.listen.port())];
+                (unix(), unix())
+            }
+        };
         let state = if c.waiting { "waiting" } else { "active" };
         let app = i.startup.get("application_name").map(|v| match v {
             crate::params::ParamValue::Literal(s) | crate::params::ParamValue::Raw(s) => s.clone(),
