@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::cache_util::value;
 use common::cluster::*;
 use common::proxy::{self, sqlstate};
 use std::path::PathBuf;
@@ -87,19 +88,6 @@ async fn connect_unix(
     .await
 }
 
-async fn one(c: &Client, sql: &str) -> String {
-    let msgs = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    msgs.iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no row"))
-}
-
 #[tokio::test]
 async fn clients_and_servers_over_unix_sockets() {
     let dir = socket_dir("both");
@@ -113,12 +101,12 @@ async fn clients_and_servers_over_unix_sockets() {
     // Server ports, read on the servers: over their sockets inet_server_port() is NULL.
     let replica_port = cluster().replicas[0].port.to_string();
     assert_eq!(
-        one(&c, "SELECT current_setting('port')").await,
+        value(&c, "SELECT current_setting('port')").await,
         replica_port,
         "a read"
     );
     assert_eq!(
-        one(&c, "SELECT inet_server_port() IS NULL").await,
+        value(&c, "SELECT inet_server_port() IS NULL").await,
         "t",
         "server over a socket"
     );
@@ -129,7 +117,7 @@ async fn clients_and_servers_over_unix_sockets() {
     c.simple_query("INSERT INTO over_sockets (v) VALUES (2)")
         .await
         .unwrap();
-    let port = one(&c, "SELECT current_setting('port')").await;
+    let port = value(&c, "SELECT current_setting('port')").await;
     assert_eq!(
         port,
         cluster().primary.port.to_string(),
@@ -169,7 +157,7 @@ async fn clients_and_servers_over_unix_sockets() {
     .expect("psql task");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42", "{out:?}");
     let tcp = proxy::connect(&server).await;
-    assert_eq!(one(&tcp, "SELECT 1").await, "1");
+    assert_eq!(value(&tcp, "SELECT 1").await, "1");
 
     // The console over the socket: socket clients are "unix" (as PgBouncer shows them).
     let console = proxy::connect_str(&format!(
@@ -220,7 +208,7 @@ method = "scram-sha-256"
     assert!(proxy::message(&e).contains("local"), "{e}");
     let tcp = proxy::connect(&server).await;
     assert_eq!(
-        one(&tcp, "SELECT 1").await,
+        value(&tcp, "SELECT 1").await,
         "1",
         "TCP matches the host rule"
     );

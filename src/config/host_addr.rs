@@ -95,7 +95,7 @@ impl FromStr for HostAddr {
                 if host.contains(':') || host.contains('\0') {
                     return err(format!("socket directory {host:?} contains ':' or NUL"));
                 }
-                if host.len() + "/.s.PGSQL.65535".len() > 107 {
+                if !socket_dir_fits(host) {
                     return err(format!(
                         "socket directory {host:?} is too long for a socket path"
                     ));
@@ -115,6 +115,16 @@ impl FromStr for HostAddr {
             _ => err(format!("port {port:?} is not a number from 1 to 65535")),
         }
     }
+}
+
+/// The longest path a Unix-domain socket address holds on Linux (`sun_path`, 108 bytes with
+/// the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Whether `DIR/.s.PGSQL.<any port>` fits a socket address, for a socket directory `dir`
+/// (`hosts` entries and `listen_unix_dir`).
+pub fn socket_dir_fits(dir: &str) -> bool {
+    dir.len() + "/.s.PGSQL.65535".len() <= MAX_SOCKET_PATH
 }
 
 /// Checks an IPv4 address or DNS host name (letters, digits, `-`, `_`, dots).

@@ -117,12 +117,20 @@ impl Stream {
         }
     }
 
+    /// The peer's IP address and port (an error on a Unix-domain socket: see `client_addr`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().ok_or_else(not_connected)?.peer_addr()
+        self.tcp().ok_or_else(|| self.no_ip())?.peer_addr()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().ok_or_else(not_connected)?.local_addr()
+        self.tcp().ok_or_else(|| self.no_ip())?.local_addr()
+    }
+
+    fn no_ip(&self) -> io::Error {
+        match self {
+            Stream::Unix(_) => io::Error::other("a Unix-domain socket has no IP address"),
+            _ => not_connected(),
+        }
     }
 
     /// Runs the TLS handshake as the server of a client (the stream must be plain).

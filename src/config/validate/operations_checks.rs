@@ -2,6 +2,7 @@
 //! metrics address must parse, the socket directory must fit a socket path; and a
 //! database's client timeouts and pool limits.
 
+use super::super::host_addr::socket_dir_fits;
 use super::super::operations::{
     ClientTimeouts, LogFormat, Operations, PoolLimits, DEFAULT_MAX_CLIENT_CONNECTIONS,
 };
@@ -11,10 +12,6 @@ use super::Checker;
 use std::ops::Range;
 use std::path::PathBuf;
 use toml::Spanned;
-
-/// The longest path a Unix-domain socket address holds on Linux (`sun_path`, 108 bytes with
-/// the terminating NUL).
-const MAX_SOCKET_PATH: usize = 107;
 
 /// The raw operations keys, taken out of the whole document before the rest is checked.
 pub(in super::super) struct RawOperations {
@@ -105,11 +102,8 @@ impl Checker<'_> {
         let path = dir.get_ref();
         let why = if path.is_empty() {
             "the directory must not be empty".to_string()
-        } else if path.len() + "/.s.PGSQL.65535".len() > MAX_SOCKET_PATH {
-            format!(
-                "{path:?} is too long for a socket path (at most {} bytes)",
-                MAX_SOCKET_PATH - 15
-            )
+        } else if !socket_dir_fits(path) {
+            format!("{path:?} is too long for a socket path")
         } else {
             return Ok(PathBuf::from(path));
         };

@@ -237,9 +237,6 @@ impl Session {
 
 /// Records the session-level SET/RESET/DISCARD statements of request number `seq`.
 pub(super) fn note_changes(changes: &mut Vec<(u64, ParamChange)>, seq: u64, sql: &str) {
-    if !params::may_change_params(sql) {
-        return;
-    }
     let mut found = Vec::new();
     params::scan_changes(sql, &mut found);
     changes.extend(found.into_iter().map(|c| (seq, c)));
