@@ -4,8 +4,8 @@
 //! whose settings changed get new pools (sessions move to them at their next transaction;
 //! the old ones drain and close), removed ones drain, users whose password changed get new
 //! pools, and the client TLS certificate is reread. No client connection is closed.
-//! `listen`, `worker_threads`, `metrics_listen`, `so_reuseport` and `log_format` need a
-//! restart: a change to them is reported, not applied.
+//! `listen`, `listen_unix_dir`, `worker_threads`, `metrics_listen`, `so_reuseport` and
+//! `log_format` need a restart: a change to them is reported, not applied.
 
 use super::background::start_cluster_tasks;
 use super::{generation, App};
@@ -88,18 +88,50 @@ fn same_user(old: &Config, new: &Config, user: &str) -> bool {
 
 /// Settings that only a restart applies, where they differ.
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
-    let (a, b) = (&old.operations, &new.operations);
-    let changed = [
-        old.listen != new.listen,
-        old.worker_threads != new.worker_threads,
-        a.metrics_listen != b.metrics_listen,
-        a.so_reuseport != b.so_reuseport,
-        a.log_format != b.log_format,
-    ];
-    RESTART_KEYS
+    restart_checks(old, new)
         .into_iter()
-        .zip(changed)
         .filter(|(_, changed)| *changed)
         .map(|(key, _)| format!("{key} changed: takes effect after a restart"))
         .collect()
+}
+
+/// Each restart key with whether it differs, in the order of `RESTART_KEYS`.
+fn restart_checks(old: &Config, new: &Config) -> [(&'static str, bool); RESTART_KEYS.len()] {
+    let (a, b) = (&old.operations, &new.operations);
+    [
+        ("listen", old.listen != new.listen),
+        ("listen_unix_dir", a.listen_unix_dir != b.listen_unix_dir),
+        ("worker_threads", old.worker_threads != new.worker_threads),
+        ("metrics_listen", a.metrics_listen != b.metrics_listen),
+        ("so_reuseport", a.so_reuseport != b.so_reuseport),
+        ("log_format", a.log_format != b.log_format),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "listen = \"127.0.0.1:6432\"\n\
+        [[users]]\nname = \"app\"\npassword = \"pw\"\n\
+        [databases.app]\nhosts = [\"127.0.0.1:5432\"]\n";
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml_str(&format!("{extra}{BASE}")).expect("valid config")
+    }
+
+    #[test]
+    fn every_restart_key_is_checked_under_its_own_name() {
+        let base = config("");
+        let names: Vec<_> = restart_checks(&base, &base).map(|(k, _)| k).to_vec();
+        assert_eq!(names, RESTART_KEYS);
+        let changed = config("worker_threads = 3\nlisten_unix_dir = \"/tmp\"\n");
+        assert_eq!(
+            needs_restart(&base, &changed),
+            [
+                "listen_unix_dir changed: takes effect after a restart",
+                "worker_threads changed: takes effect after a restart",
+            ]
+        );
+    }
 }
