@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         );
     }
     let workers = config.worker_thread_count();
+    let io_uring = config.operations.io_uring;
     let listen = config.listen;
     let app = match App::new(config) {
         Ok(a) => a,
@@ -62,22 +63,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     app.set_config_path(cli.config.clone());
-    // One worker: a single-threaded runtime (no work stealing, no cross-thread wake-ups).
-    let mut rt = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
-    };
-    let rt = match rt.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("switchyard: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(async move {
+    let serve = async move {
         let server = match Server::start(app.clone(), listen).await {
             Ok(s) => s,
             Err(e) => {
@@ -93,7 +79,35 @@ fn main() -> ExitCode {
         }
         server.stop().await;
         ExitCode::SUCCESS
-    })
+    };
+    // EXPERIMENT: tokio-uring's runtime is single-threaded (worker_threads is not used).
+    if io_uring {
+        let rt = match tokio_uring::Runtime::new(&tokio_uring::builder()) {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("switchyard: cannot start the io_uring runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        switchyard::net::uring::enable();
+        return rt.block_on(serve);
+    }
+    // One worker: a single-threaded runtime (no work stealing, no cross-thread wake-ups).
+    let mut rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchyard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(serve)
 }
 
 /// Logs to stdout, filtered by RUST_LOG (default `info`): text, or one JSON object a line.

@@ -6,6 +6,7 @@ mod client_addr;
 mod listener;
 mod stream;
 pub mod tls;
+pub mod uring;
 
 pub use client_addr::ClientAddr;
 pub use listener::Listener;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Two Switchyard builds or settings side by side: A and B each run as their own
+# process (transaction mode, pool 20, SCRAM) in front of one throw-away
+# PostgreSQL primary, and pgbench runs against them in turn (AB, BA, AB, ...),
+# $ROUNDS rounds of $DURATION s per workload, recording TPS and each process's
+# CPU time per 1,000 transactions (utime+stime from /proc/<pid>/stat). For a
+# before/after of the hot path in one sitting; compare.sh is the report against
+# PgBouncer.
+#
+# Usage: integration/bench/ab.sh BINARY_A [BINARY_B]   (B defaults to A)
+#
+# Environment:
+#   EXTRA_A, EXTRA_B   top-level TOML lines added to A's / B's config
+#                      (e.g. EXTRA_B='worker_threads = 2')
+#   WORKLOADS          "select" and/or "tpcb" (default "select tpcb")
+#   ROUNDS             rounds per workload (default 3)
+#   DURATION           seconds per run (default 20)
+#   CLIENTS            pgbench clients (default 32, two threads)
+#   AB_PORT            PostgreSQL port (default 25560); A and B use the next two
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/../lib/cluster.sh
+. "$here/../lib/cluster.sh"
+CL_LOG_TAG=ab
+
+[[ $# -ge 1 ]] || { echo "usage: $0 BINARY_A [BINARY_B]" >&2; exit 2; }
+bins=("$1" "${2:-$1}")
+extras=("${EXTRA_A:-}" "${EXTRA_B:-}")
+rounds=${ROUNDS:-3}
+duration=${DURATION:-20}
+clients=${CLIENTS:-32}
+workloads=${WORKLOADS:-select tpcb}
+pg_port=${AB_PORT:-25560}
+ports=($((pg_port + 1)) $((pg_port + 2)))
+pids=("" "")
+
+dir=$(mktemp -d /tmp/switchyard-ab.XXXXXX)
+chmod 711 "$dir"
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do [[ -n $p ]] && switchyard_stop "$p" 30; done
+  cluster_down "$dir/pg"
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat")
+  stat=${stat##*) }
+  awk '{print $12 + $13}' <<<"$stat"
+}
+
+cluster_up "$dir/pg" "$pg_port"
+for v in "${_CL_SCRUB_ENV[@]}"; do unset "$v"; done
+export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
+"$PG_BIN/pgbench" -i -s 10 -q -h 127.0.0.1 -p "$pg_port" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
+
+for i in 0 1; do
+  conf=$dir/sy$i.toml
+  write_switchyard_config "$conf" "127.0.0.1:${ports[$i]}" 20 transaction "127.0.0.1:$pg_port"
+  sed -i "1a auth_method = \"scram-sha-256\"" "$conf"
+  [[ -n ${extras[$i]} ]] && printf '%s\n' "${extras[$i]}" | sed -i "1r /dev/stdin" "$conf"
+  RUST_LOG=warn "${bins[$i]}" --config "$conf" </dev/null >"$dir/sy$i.log" 2>&1 &
+  pids[i]=$!
+  wait_port 127.0.0.1 "${ports[$i]}" 30 "${pids[$i]}" || { cat "$dir/sy$i.log" >&2; exit 1; }
+done
+
+# one_run I WORKLOAD [SECONDS]: prints "TPS CPU_MS_PER_1000".
+one_run() {
+  local i=$1 secs=${3:-$duration} flags=() before after tps tx
+  [[ $2 == select ]] && flags=(-S)
+  before=$(cpu_ticks "${pids[$i]}")
+  "$PG_BIN/pgbench" -n "${flags[@]}" -c "$clients" -j 2 -T "$secs" -h 127.0.0.1 \
+    -p "${ports[$i]}" -U "$CL_APP_USER" "$CL_APP_DB" >"$dir/run.out" 2>&1 ||
+    { cat "$dir/run.out" >&2; exit 1; }
+  after=$(cpu_ticks "${pids[$i]}")
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/run.out")
+  tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/run.out")
+  awk -v t="$tps" -v c=$((after - before)) -v n="$tx" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.0f %.2f\n", t, c * 1000 / hz * 1000 / n }'
+}
+
+printf '| workload | round | A tps | B tps | A CPU ms/1k tx | B CPU ms/1k tx |\n|---|---|---|---|---|---|\n'
+for w in $workloads; do
+  # Warm-up, unmeasured.
+  for i in 0 1; do one_run "$i" "$w" 3 >/dev/null; done
+  sums="0 0 0 0"
+  for ((r = 1; r <= rounds; r++)); do
+    order=(0 1)
+    ((r % 2 == 0)) && order=(1 0)
+    declare -A res=()
+    for i in "${order[@]}"; do res[$i]=$(one_run "$i" "$w"); done
+    read -r ta ca <<<"${res[0]}"
+    read -r tb cb <<<"${res[1]}"
+    printf '| %s | %d | %s | %s | %s | %s |\n' "$w" "$r" "$ta" "$tb" "$ca" "$cb"
+    sums=$(awk -v s="$sums" -v a="$ta $tb $ca $cb" 'BEGIN { split(s, x); split(a, y);
+      printf "%f %f %f %f", x[1]+y[1], x[2]+y[2], x[3]+y[3], x[4]+y[4] }')
+  done
+  awk -v s="$sums" -v w="$w" 'BEGIN { split(s, x);
+    printf "| %s | B/A | | %.3fx | | %.3fx |\n", w, x[2] / x[1], x[4] / x[3] }'
+done
