@@ -3,7 +3,7 @@
 //! The binary (`src/main.rs`) parses the CLI and runs [`app::Server`]; tests run the same
 //! server in-process with an [`app::App`] built from a config.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;

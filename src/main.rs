@@ -49,7 +49,6 @@ fn main() -> ExitCode {
         );
     }
     let workers = config.worker_thread_count();
-    let io_uring = config.operations.io_uring;
     let listen = config.listen;
     let app = match App::new(config) {
         Ok(a) => a,
@@ -63,35 +62,6 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     app.set_config_path(cli.config.clone());
-    let serve = async move {
-        let server = match Server::start(app.clone(), listen).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("switchyard: cannot listen on {listen}: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        tokio::spawn(reload_on_sighup(server.app.clone()));
-        tokio::select! {
-            () = wait_for_signal() => tracing::info!("signal received: draining"),
-            // The console's SHUTDOWN.
-            _ = wait_shutdown(server.app.shutdown_signal()) => tracing::info!("SHUTDOWN: draining"),
-        }
-        server.stop().await;
-        ExitCode::SUCCESS
-    };
-    // EXPERIMENT: tokio-uring's runtime is single-threaded (worker_threads is not used).
-    if io_uring {
-        let rt = match tokio_uring::Runtime::new(&tokio_uring::builder()) {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("switchyard: cannot start the io_uring runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        switchyard::net::uring::enable();
-        return rt.block_on(serve);
-    }
     // One worker: a single-threaded runtime (no work stealing, no cross-thread wake-ups).
     let mut rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -107,7 +77,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(serve)
+    rt.block_on(async move {
+        let server = match Server::start(app.clone(), listen).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("switchyard: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tokio::spawn(reload_on_sighup(server.app.clone()));
+        tokio::select! {
+            () = wait_for_signal() => tracing::info!("signal received: draining"),
+            // The console's SHUTDOWN.
+            _ = wait_shutdown(server.app.shutdown_signal()) => tracing::info!("SHUTDOWN: draining"),
+        }
+        server.stop().await;
+        ExitCode::SUCCESS
+    })
 }
 
 /// Logs to stdout, filtered by RUST_LOG (default `info`): text, or one JSON object a line.

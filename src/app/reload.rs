@@ -105,7 +105,6 @@ fn restart_checks(old: &Config, new: &Config) -> [(&'static str, bool); RESTART_
         ("metrics_listen", a.metrics_listen != b.metrics_listen),
         ("so_reuseport", a.so_reuseport != b.so_reuseport),
         ("log_format", a.log_format != b.log_format),
-        ("io_uring", a.io_uring != b.io_uring),
     ]
 }
 

@@ -157,7 +157,6 @@ async fn connect_inner(p: &LoginParams<'_>) -> Result<ServerConn, BackendError> 
     };
     let mut stream = Stream::connect(p.addr).await.map_err(io_err)?;
     negotiate_tls(&mut stream, p).await?;
-    stream.adopt_uring();
     let mut out = BytesMut::new();
     let mut params = vec![("user", p.user), ("database", p.dbname)];
     if let Some(name) = p.application_name {

@@ -128,7 +128,6 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "max_client_connections",
     "so_reuseport",
     "listen_unix_dir",
-    "io_uring",
     "tls",
     "users",
     "hba",

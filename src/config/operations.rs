@@ -12,14 +12,13 @@ use std::path::PathBuf;
 pub const CONSOLE_DATABASES: [&str; 2] = ["switchyard", "pgbouncer"];
 
 /// Top-level keys a reload does not apply (they need a restart).
-pub const RESTART_KEYS: [&str; 7] = [
+pub const RESTART_KEYS: [&str; 6] = [
     "listen",
     "listen_unix_dir",
     "worker_threads",
     "metrics_listen",
     "so_reuseport",
     "log_format",
-    "io_uring",
 ];
 
 /// Clients accepted at once across all databases by default (`max_client_connections`).
@@ -53,8 +52,6 @@ pub struct Operations {
     /// A directory where clients also connect over a Unix-domain socket,
     /// `.s.PGSQL.<listen port>` (`listen_unix_dir`; None: TCP only).
     pub listen_unix_dir: Option<PathBuf>,
-    /// EXPERIMENT: run on tokio-uring's single-threaded runtime, plain TCP through io_uring.
-    pub io_uring: bool,
 }
 
 /// A database's timeouts for its clients (0: none).

@@ -392,7 +392,6 @@ pub(super) struct RawConfig {
     pub max_client_connections: Option<Spanned<u64>>,
     pub so_reuseport: Option<Spanned<bool>>,
     pub listen_unix_dir: Option<Spanned<String>>,
-    pub io_uring: Option<Spanned<bool>>,
     pub tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,

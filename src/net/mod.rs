@@ -6,7 +6,6 @@ mod client_addr;
 mod listener;
 mod stream;
 pub mod tls;
-pub mod uring;
 
 pub use client_addr::ClientAddr;
 pub use listener::Listener;

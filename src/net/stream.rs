@@ -5,7 +5,6 @@
 //! pooler) and need no future, reads go through `read_buf` after readiness, and readiness
 //! waits keep their waker in the socket's registration (no per-wait state in the caller).
 
-use super::uring::{self, UringStream};
 use super::ClientAddr;
 use std::io;
 use std::mem::MaybeUninit;
@@ -28,8 +27,6 @@ pub enum Stream {
     FromClient(Box<server::TlsStream<TcpStream>>),
     /// TLS to a PostgreSQL server: Switchyard is the TLS client.
     ToServer(Box<client::TlsStream<TcpStream>>),
-    /// EXPERIMENT: plain TCP driven through io_uring (the `io_uring` switch).
-    Uring(Box<UringStream>),
     /// The socket went into a TLS handshake that failed.
     Closed,
 }
@@ -76,7 +73,7 @@ impl Stream {
             Stream::Plain(s) => Some(s),
             Stream::FromClient(s) => Some(s.get_ref().0),
             Stream::ToServer(s) => Some(s.get_ref().0),
-            Stream::Unix(_) | Stream::Uring(_) | Stream::Closed => None,
+            Stream::Unix(_) | Stream::Closed => None,
         }
     }
 
@@ -122,16 +119,10 @@ impl Stream {
 
     /// The peer's IP address and port (an error on a Unix-domain socket: see `client_addr`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        if let Stream::Uring(s) = self {
-            return Ok(s.peer_addr());
-        }
         self.tcp().ok_or_else(|| self.no_ip())?.peer_addr()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        if let Stream::Uring(s) = self {
-            return Ok(s.local_addr());
-        }
         self.tcp().ok_or_else(|| self.no_ip())?.local_addr()
     }
 
@@ -139,21 +130,6 @@ impl Stream {
         match self {
             Stream::Unix(_) => io::Error::other("a Unix-domain socket has no IP address"),
             _ => not_connected(),
-        }
-    }
-
-    /// EXPERIMENT: moves a plain TCP stream onto io_uring when the process runs on the
-    /// io_uring runtime (after any TLS negotiation: TLS streams stay as they are).
-    pub fn adopt_uring(&mut self) {
-        if !uring::enabled() || !matches!(self, Stream::Plain(_)) {
-            return;
-        }
-        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Closed) else {
-            return;
-        };
-        match UringStream::adopt(tcp) {
-            Ok(s) => *self = Stream::Uring(Box::new(s)),
-            Err(e) => tracing::warn!(error = %e, "cannot move a connection onto io_uring"),
         }
     }
 
@@ -188,7 +164,6 @@ impl Stream {
             Stream::Unix(s) => send_plain(s, buf).await,
             Stream::FromClient(s) => send_tls(&mut **s, buf).await,
             Stream::ToServer(s) => send_tls(&mut **s, buf).await,
-            Stream::Uring(s) => s.send_all(buf).await,
             Stream::Closed => Err(not_connected()),
         }
     }
@@ -200,7 +175,6 @@ impl Stream {
         let pending_tls = match self {
             Stream::Plain(s) => return s.poll_read_ready(cx),
             Stream::Unix(s) => return s.poll_read_ready(cx),
-            Stream::Uring(s) => return s.poll_fill(cx),
             Stream::FromClient(s) => s.get_mut().1.process_new_packets(),
             Stream::ToServer(s) => s.get_mut().1.process_new_packets(),
             Stream::Closed => return Poll::Ready(Err(not_connected())),
@@ -238,7 +212,6 @@ impl Stream {
                 let mut buf = ReadBuf::new(&mut probe);
                 tcp.poll_peek(&mut cx, &mut buf).is_pending()
             }
-            Stream::Uring(s) => s.is_quiet(),
             Stream::Closed => false,
         }
     }
@@ -249,7 +222,6 @@ impl Stream {
     pub async fn closed(&self) {
         let open = match self {
             Stream::Unix(s) => unix_has_bytes(s).await,
-            Stream::Uring(s) => return s.closed().await,
             _ => self.peek_byte().await.map(|b| b.is_some()),
         };
         if let Ok(true) = open {
@@ -357,7 +329,6 @@ impl AsyncRead for Stream {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::FromClient(s) => Pin::new(&mut **s).poll_read(cx, buf),
             Stream::ToServer(s) => Pin::new(&mut **s).poll_read(cx, buf),
-            Stream::Uring(s) => s.poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(not_connected())),
         }
     }

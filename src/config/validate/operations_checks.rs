@@ -22,7 +22,6 @@ pub(in super::super) struct RawOperations {
     pub max_client_connections: Option<Spanned<u64>>,
     pub so_reuseport: Option<Spanned<bool>>,
     pub listen_unix_dir: Option<Spanned<String>>,
-    pub io_uring: Option<Spanned<bool>>,
 }
 
 impl RawOperations {
@@ -35,7 +34,6 @@ impl RawOperations {
             max_client_connections: raw.max_client_connections.take(),
             so_reuseport: raw.so_reuseport.take(),
             listen_unix_dir: raw.listen_unix_dir.take(),
-            io_uring: raw.io_uring.take(),
         }
     }
 }
@@ -91,7 +89,6 @@ impl Checker<'_> {
                 .listen_unix_dir
                 .map(|d| self.socket_dir(d, "listen_unix_dir"))
                 .transpose()?,
-            io_uring: raw.io_uring.is_some_and(|v| v.into_inner()),
         })
     }
 

@@ -160,7 +160,6 @@ impl Session {
 
     /// Serves requests until the client leaves or is told to.
     async fn serve(&mut self) {
-        self.io.stream.adopt_uring();
         // Whether the shutdown grace was given.
         let mut graced = false;
         loop {
