@@ -6,7 +6,7 @@
 #   1. start a throw-away PostgreSQL primary and load it (pgbench -i -s 1);
 #   2. for each binary given, run it twice under `valgrind --tool=callgrind`
 #      (transaction mode, pool 20, SCRAM), putting $TRANSACTIONS and then
-#      3 x $TRANSACTIONS select-only transactions through it with $CLIENTS
+#      3 x $TRANSACTIONS transactions (select-only unless $WORKLOAD says) through it with $CLIENTS
 #      pgbench clients (-S -M simple), and print the instructions (Ir) per
 #      transaction: the difference of the two runs' totals divided by the
 #      difference in transactions, so that startup (the SCRAM key derivation
@@ -17,6 +17,7 @@
 # Environment:
 #   TRANSACTIONS   transactions per binary (default 20000)
 #   CLIENTS        pgbench clients (default 8)
+#   WORKLOAD       "select" (-S, the default) or "tpcb" (pgbench's TPC-B-like script)
 #   CG_PORT        PostgreSQL port (default 25492); Switchyard uses CG_PORT+1
 #   CG_KEEP_DIR    copy the callgrind outputs here before cleanup
 set -euo pipefail
@@ -30,6 +31,11 @@ CL_LOG_TAG=callgrind
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 transactions=${TRANSACTIONS:-20000}
 clients=${CLIENTS:-8}
+case ${WORKLOAD:-select} in
+  select) workload_flags=(-S) ;;
+  tpcb) workload_flags=() ;;
+  *) echo "callgrind.sh: WORKLOAD must be select or tpcb" >&2; exit 2 ;;
+esac
 pg_port=${CG_PORT:-25492}
 sy_port=$((pg_port + 1))
 
@@ -58,7 +64,7 @@ run_once() {
     --config "$dir/switchyard.toml" >"$dir/sy.$n.log" 2>&1 &
   sy_pid=$!
   wait_port 127.0.0.1 "$sy_port" 120 "$sy_pid"
-  "$PG_BIN/pgbench" -n -S -c "$clients" -j 2 -t "$((tx / clients))" -h 127.0.0.1 \
+  "$PG_BIN/pgbench" -n "${workload_flags[@]}" -c "$clients" -j 2 -t "$((tx / clients))" -h 127.0.0.1 \
     -p "$sy_port" -U "$CL_APP_USER" "$CL_APP_DB" >"$dir/pgbench.$n.out" 2>&1
   switchyard_stop "$sy_pid" 120
   sy_pid=""
