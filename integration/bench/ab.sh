@@ -12,7 +12,9 @@
 # Environment:
 #   EXTRA_A, EXTRA_B   top-level TOML lines added to A's / B's config
 #                      (e.g. EXTRA_B='worker_threads = 2')
-#   WORKLOADS          "select" and/or "tpcb" (default "select tpcb")
+#   WORKLOADS          any of "select", "tpcb" (32 clients, $DURATION s) and
+#                      "stream" (one client reading a 1,000,000-row result 10 times;
+#                      CPU is then per result, not per 1,000) (default "select tpcb")
 #   ROUNDS             rounds per workload (default 3)
 #   DURATION           seconds per run (default 20)
 #   CLIENTS            pgbench clients (default 32, two threads)
@@ -45,13 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cpu_ticks() {
-  local stat
-  stat=$(cat "/proc/$1/stat")
-  stat=${stat##*) }
-  awk '{print $12 + $13}' <<<"$stat"
-}
-
 cluster_up "$dir/pg" "$pg_port"
 for v in "${_CL_SCRUB_ENV[@]}"; do unset "$v"; done
 export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
@@ -67,23 +62,32 @@ for i in 0 1; do
   wait_port 127.0.0.1 "${ports[$i]}" 30 "${pids[$i]}" || { cat "$dir/sy$i.log" >&2; exit 1; }
 done
 
-# one_run I WORKLOAD [SECONDS]: prints "TPS CPU_MS_PER_1000".
+echo "SELECT g, repeat('x', 20) FROM generate_series(1, 1000000) g;" >"$dir/stream.sql"
+
+# one_run I WORKLOAD [SECONDS]: prints "TPS CPU_MS" (CPU per 1,000 transactions, or per
+# result for "stream").
 one_run() {
-  local i=$1 secs=${3:-$duration} flags=() before after tps tx
-  [[ $2 == select ]] && flags=(-S)
+  local i=$1 secs=${3:-$duration} flags=() per=1000 before after tps tx
+  case $2 in
+    select) flags=(-S -c "$clients" -j 2 -T "$secs") ;;
+    tpcb) flags=(-c "$clients" -j 2 -T "$secs") ;;
+    stream) flags=(-f "$dir/stream.sql" -c 1 -j 1 -t 10) per=1 ;;
+    *) echo "ab.sh: unknown workload $2" >&2; exit 2 ;;
+  esac
   before=$(cpu_ticks "${pids[$i]}")
-  "$PG_BIN/pgbench" -n "${flags[@]}" -c "$clients" -j 2 -T "$secs" -h 127.0.0.1 \
+  "$PG_BIN/pgbench" -n "${flags[@]}" -h 127.0.0.1 \
     -p "${ports[$i]}" -U "$CL_APP_USER" "$CL_APP_DB" >"$dir/run.out" 2>&1 ||
     { cat "$dir/run.out" >&2; exit 1; }
   after=$(cpu_ticks "${pids[$i]}")
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/run.out")
   tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/run.out")
-  awk -v t="$tps" -v c=$((after - before)) -v n="$tx" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%.0f %.2f\n", t, c * 1000 / hz * 1000 / n }'
+  awk -v t="$tps" -v c=$((after - before)) -v n="$tx" -v hz="$(getconf CLK_TCK)" -v per=$per \
+    'BEGIN { printf (t < 100 ? "%.3f" : "%.0f"), t; printf " %.2f\n", c * 1000 / hz * per / n }'
 }
 
 printf '| workload | round | A tps | B tps | A CPU ms/1k tx | B CPU ms/1k tx |\n|---|---|---|---|---|---|\n'
 for w in $workloads; do
+  [[ $w == stream ]] && printf '| stream: tps = results/s, CPU ms per result | | | | | |\n'
   # Warm-up, unmeasured.
   for i in 0 1; do one_run "$i" "$w" 3 >/dev/null; done
   sums="0 0 0 0"
@@ -100,4 +104,8 @@ for w in $workloads; do
   done
   awk -v s="$sums" -v w="$w" 'BEGIN { split(s, x);
     printf "| %s | B/A | | %.3fx | | %.3fx |\n", w, x[2] / x[1], x[4] / x[3] }'
+done
+for i in 0 1; do
+  printf '%s peak RSS: %s\n' "$([[ $i == 0 ]] && echo A || echo B)" \
+    "$(awk '/^VmHWM:/ {print $2, $3}' "/proc/${pids[$i]}/status")"
 done

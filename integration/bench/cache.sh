@@ -85,12 +85,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-cpu_ticks() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return 0; }
-  stat=${stat##*) }
-  awk '{print $12 + $13}' <<<"$stat"
-}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 bin=$(switchyard_build "$repo")

@@ -207,14 +207,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# Process CPU time (utime + stime, all threads) in clock ticks.
-cpu_ticks() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return 0; }
-  stat=${stat##*) }
-  awk '{print $12 + $13}' <<<"$stat"
-}
-
 rss_kb() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo ""
 }

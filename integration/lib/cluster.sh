@@ -559,6 +559,15 @@ cl_stop_switchyard() {
   return 0
 }
 
+# cpu_ticks PID: the process's CPU time (utime + stime, all threads) in clock
+# ticks; empty when it is gone.
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return 0; }
+  stat=${stat##*) }
+  awk '{print $12 + $13}' <<<"$stat"
+}
+
 # cl_report RC START_SECONDS: the final PASS/FAIL line.
 cl_report() {
   if [[ $1 == 0 ]]; then
