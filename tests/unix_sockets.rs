@@ -126,21 +126,7 @@ async fn clients_and_servers_over_unix_sockets() {
     c.simple_query("COMMIT").await.unwrap();
 
     // A cancel: the client's CancelRequest over Switchyard's socket, then the server's.
-    let token = c.cancel_token();
-    let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        token
-            .cancel_query(tokio_postgres::NoTls)
-            .await
-            .expect("cancel sent");
-    });
-    let e = c
-        .simple_query("SELECT pg_sleep(30)")
-        .await
-        .err()
-        .expect("cancelled");
-    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
-    canceller.await.unwrap();
+    proxy::sleep_then_cancel(&c, Duration::from_millis(300)).await;
 
     // psql, as a user would type it (off the runtime, which serves it); TCP still serves.
     let (host, port) = (dir.display().to_string(), server.addr.port().to_string());

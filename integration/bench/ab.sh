@@ -47,10 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cluster_up "$dir/pg" "$pg_port"
-for v in "${_CL_SCRUB_ENV[@]}"; do unset "$v"; done
-export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
-"$PG_BIN/pgbench" -i -s 10 -q -h 127.0.0.1 -p "$pg_port" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
+bench_primary_up "$dir/pg" "$pg_port" 10
 
 for i in 0 1; do
   conf=$dir/sy$i.toml

@@ -51,10 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cluster_up "$dir/pg" "$pg_port"
-for v in "${_CL_SCRUB_ENV[@]}"; do unset "$v"; done
-export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
-"$PG_BIN/pgbench" -i -s 1 -q -h 127.0.0.1 -p "$pg_port" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
+bench_primary_up "$dir/pg" "$pg_port" 1
 write_switchyard_config "$dir/switchyard.toml" "127.0.0.1:$sy_port" 20 transaction "127.0.0.1:$pg_port"
 
 # run_once BIN N TRANSACTIONS: prints "IR DONE" (total instructions, transactions done).

@@ -559,6 +559,17 @@ cl_stop_switchyard() {
   return 0
 }
 
+# bench_primary_up DIR PORT SCALE: a throw-away primary in DIR on PORT, loaded
+# with `pgbench -i -s SCALE`; libpq's environment is scrubbed and PGPASSWORD set
+# for the app user, so pgbench and psql reach the primary and the poolers.
+bench_primary_up() {
+  cluster_up "$1" "$2" || return 1
+  local v
+  for v in "${_CL_SCRUB_ENV[@]}"; do unset "$v"; done
+  export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
+  "$PG_BIN/pgbench" -i -s "$3" -q -h 127.0.0.1 -p "$2" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
+}
+
 # cpu_ticks PID: the process's CPU time (utime + stime, all threads) in clock
 # ticks; empty when it is gone.
 cpu_ticks() {

@@ -91,6 +91,26 @@ pub async fn connect_str(s: &str) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
+/// Runs `SELECT pg_sleep(30)` on `c` and cancels it after `after` with the client's cancel
+/// token, as the driver sends it (over TCP or the Unix socket it connected through); checks
+/// that the query ended with 57014 well before its sleep would have.
+pub async fn sleep_then_cancel(c: &Client, after: std::time::Duration) {
+    let token = c.cancel_token();
+    let started = std::time::Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        token.cancel_query(NoTls).await.expect("cancel sent");
+    });
+    let e = c
+        .simple_query("SELECT pg_sleep(30)")
+        .await
+        .err()
+        .expect("cancelled");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    canceller.await.expect("canceller finished");
+}
+
 /// SQLSTATE of a tokio-postgres error, if the server (or Switchyard) sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.as_db_error().map(|d| d.code().code().to_string())
