@@ -104,8 +104,7 @@ pub async fn sleep_then_cancel(c: &Client, after: std::time::Duration) {
     let e = c
         .simple_query("SELECT pg_sleep(30)")
         .await
-        .err()
-        .expect("cancelled");
+        .expect_err("cancelled");
     assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     canceller.await.expect("canceller finished");
