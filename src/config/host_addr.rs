@@ -97,7 +97,7 @@ impl FromStr for HostAddr {
                 }
                 if !socket_dir_fits(host) {
                     return err(format!(
-                        "socket directory {host:?} is too long for a socket path"
+                        "socket directory {host:?} is too long for a socket path (at most {MAX_SOCKET_DIR} bytes)"
                     ));
                 }
             } else if host.contains(':') {
@@ -121,10 +121,13 @@ impl FromStr for HostAddr {
 /// the terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// The longest socket directory: `DIR/.s.PGSQL.<any port>` must fit a socket address.
+pub const MAX_SOCKET_DIR: usize = MAX_SOCKET_PATH - "/.s.PGSQL.65535".len();
+
 /// Whether `DIR/.s.PGSQL.<any port>` fits a socket address, for a socket directory `dir`
 /// (`hosts` entries and `listen_unix_dir`).
 pub fn socket_dir_fits(dir: &str) -> bool {
-    dir.len() + "/.s.PGSQL.65535".len() <= MAX_SOCKET_PATH
+    dir.len() <= MAX_SOCKET_DIR
 }
 
 /// Checks an IPv4 address or DNS host name (letters, digits, `-`, `_`, dots).

@@ -2,7 +2,7 @@
 //! metrics address must parse, the socket directory must fit a socket path; and a
 //! database's client timeouts and pool limits.
 
-use super::super::host_addr::socket_dir_fits;
+use super::super::host_addr::{socket_dir_fits, MAX_SOCKET_DIR};
 use super::super::operations::{
     ClientTimeouts, LogFormat, Operations, PoolLimits, DEFAULT_MAX_CLIENT_CONNECTIONS,
 };
@@ -103,7 +103,7 @@ impl Checker<'_> {
         let why = if path.is_empty() {
             "the directory must not be empty".to_string()
         } else if !socket_dir_fits(path) {
-            format!("{path:?} is too long for a socket path")
+            format!("{path:?} is too long for a socket path (at most {MAX_SOCKET_DIR} bytes)")
         } else {
             return Ok(PathBuf::from(path));
         };
