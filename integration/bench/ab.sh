@@ -3,7 +3,9 @@
 # process (transaction mode, pool 20, SCRAM) in front of one throw-away
 # PostgreSQL primary, and pgbench runs against them in turn (AB, BA, AB, ...),
 # $ROUNDS rounds of $DURATION s per workload, recording TPS and each process's
-# CPU time per 1,000 transactions (utime+stime from /proc/<pid>/stat). For a
+# CPU time per 1,000 transactions (utime+stime from /proc/<pid>/stat), and its
+# user-space part (utime) on its own: a change to Switchyard's code moves that
+# part, while the kernel's share is most of the total and most of its noise. For a
 # before/after of the hot path in one sitting; compare.sh is the report against
 # PgBouncer.
 #
@@ -61,10 +63,10 @@ done
 
 echo "SELECT g, repeat('x', 20) FROM generate_series(1, 1000000) g;" >"$dir/stream.sql"
 
-# one_run I WORKLOAD [SECONDS]: prints "TPS CPU_MS" (CPU per 1,000 transactions, or per
-# result for "stream").
+# one_run I WORKLOAD [SECONDS]: prints "TPS CPU_MS USER_MS" (CPU, and its user-space
+# part, per 1,000 transactions, or per result for "stream").
 one_run() {
-  local i=$1 secs=${3:-$duration} flags=() per=1000 before after tps tx
+  local i=$1 secs=${3:-$duration} flags=() per=1000 before after ubefore uafter tps tx
   case $2 in
     select) flags=(-S -c "$clients" -j 2 -T "$secs") ;;
     tpcb) flags=(-c "$clients" -j 2 -T "$secs") ;;
@@ -72,35 +74,39 @@ one_run() {
     *) echo "ab.sh: unknown workload $2" >&2; exit 2 ;;
   esac
   before=$(cpu_ticks "${pids[$i]}")
+  ubefore=$(user_ticks "${pids[$i]}")
   "$PG_BIN/pgbench" -n "${flags[@]}" -h 127.0.0.1 \
     -p "${ports[$i]}" -U "$CL_APP_USER" "$CL_APP_DB" >"$dir/run.out" 2>&1 ||
     { cat "$dir/run.out" >&2; exit 1; }
   after=$(cpu_ticks "${pids[$i]}")
+  uafter=$(user_ticks "${pids[$i]}")
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/run.out")
   tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/run.out")
-  awk -v t="$tps" -v c=$((after - before)) -v n="$tx" -v hz="$(getconf CLK_TCK)" -v per=$per \
-    'BEGIN { printf (t < 100 ? "%.3f" : "%.0f"), t; printf " %.2f\n", c * 1000 / hz * per / n }'
+  awk -v t="$tps" -v c=$((after - before)) -v u=$((uafter - ubefore)) -v n="$tx" \
+    -v hz="$(getconf CLK_TCK)" -v per=$per 'BEGIN { printf (t < 100 ? "%.3f" : "%.0f"), t;
+      printf " %.2f %.2f\n", c * 1000 / hz * per / n, u * 1000 / hz * per / n }'
 }
 
-printf '| workload | round | A tps | B tps | A CPU ms/1k tx | B CPU ms/1k tx |\n|---|---|---|---|---|---|\n'
+printf '| workload | round | A tps | B tps | A CPU ms/1k tx | B CPU ms/1k tx | A user | B user |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
 for w in $workloads; do
-  [[ $w == stream ]] && printf '| stream: tps = results/s, CPU ms per result | | | | | |\n'
+  [[ $w == stream ]] && printf '| stream: tps = results/s, CPU ms per result | | | | | | | |\n'
   # Warm-up, unmeasured.
   for i in 0 1; do one_run "$i" "$w" 3 >/dev/null; done
-  sums="0 0 0 0"
+  sums="0 0 0 0 0 0"
   for ((r = 1; r <= rounds; r++)); do
     order=(0 1)
     ((r % 2 == 0)) && order=(1 0)
     declare -A res=()
     for i in "${order[@]}"; do res[$i]=$(one_run "$i" "$w"); done
-    read -r ta ca <<<"${res[0]}"
-    read -r tb cb <<<"${res[1]}"
-    printf '| %s | %d | %s | %s | %s | %s |\n' "$w" "$r" "$ta" "$tb" "$ca" "$cb"
-    sums=$(awk -v s="$sums" -v a="$ta $tb $ca $cb" 'BEGIN { split(s, x); split(a, y);
-      printf "%f %f %f %f", x[1]+y[1], x[2]+y[2], x[3]+y[3], x[4]+y[4] }')
+    read -r ta ca ua <<<"${res[0]}"
+    read -r tb cb ub <<<"${res[1]}"
+    printf '| %s | %d | %s | %s | %s | %s | %s | %s |\n' "$w" "$r" "$ta" "$tb" "$ca" "$cb" "$ua" "$ub"
+    sums=$(awk -v s="$sums" -v a="$ta $tb $ca $cb $ua $ub" 'BEGIN { split(s, x); split(a, y);
+      for (k = 1; k <= 6; k++) printf "%f ", x[k] + y[k] }')
   done
-  awk -v s="$sums" -v w="$w" 'BEGIN { split(s, x);
-    printf "| %s | B/A | | %.3fx | | %.3fx |\n", w, x[2] / x[1], x[4] / x[3] }'
+  awk -v s="$sums" -v w="$w" 'BEGIN { split(s, x); printf "| %s | B/A | | %.3fx | | %.3fx | | %.3fx |\n",
+    w, x[2] / x[1], x[4] / x[3], (x[5] > 0 ? x[6] / x[5] : 0) }'
 done
 for i in 0 1; do
   printf '%s peak RSS: %s\n' "$([[ $i == 0 ]] && echo A || echo B)" \

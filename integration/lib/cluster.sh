@@ -579,6 +579,15 @@ cpu_ticks() {
   awk '{print $12 + $13}' <<<"$stat"
 }
 
+# user_ticks PID: the user-space part of cpu_ticks (utime only), the part that a
+# change to Switchyard's own code moves; empty when it is gone.
+user_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return 0; }
+  stat=${stat##*) }
+  awk '{print $12}' <<<"$stat"
+}
+
 # cl_report RC START_SECONDS: the final PASS/FAIL line.
 cl_report() {
   if [[ $1 == 0 ]]; then
