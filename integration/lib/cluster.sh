@@ -570,23 +570,23 @@ bench_primary_up() {
   "$PG_BIN/pgbench" -i -s "$3" -q -h 127.0.0.1 -p "$2" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
 }
 
-# cpu_ticks PID: the process's CPU time (utime + stime, all threads) in clock
-# ticks; empty when it is gone.
-cpu_ticks() {
+# _cl_ticks PID AWK_EXPR: AWK_EXPR over the fields of /proc/PID/stat after the
+# command name (which may hold spaces: field 14, utime, is $12 there); empty when
+# the process is gone.
+_cl_ticks() {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return 0; }
   stat=${stat##*) }
-  awk '{print $12 + $13}' <<<"$stat"
+  awk "{print $2}" <<<"$stat"
 }
+
+# cpu_ticks PID: the process's CPU time (utime + stime, all threads) in clock
+# ticks; empty when it is gone.
+cpu_ticks() { _cl_ticks "$1" '$12 + $13'; }
 
 # user_ticks PID: the user-space part of cpu_ticks (utime only), the part that a
 # change to Switchyard's own code moves; empty when it is gone.
-user_ticks() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return 0; }
-  stat=${stat##*) }
-  awk '{print $12}' <<<"$stat"
-}
+user_ticks() { _cl_ticks "$1" '$12'; }
 
 # cl_report RC START_SECONDS: the final PASS/FAIL line.
 cl_report() {
