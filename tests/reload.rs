@@ -173,6 +173,13 @@ async fn pause_holds_new_transactions_until_resume_and_kill_disconnects() {
         .expect("unknown db");
     assert_eq!(sqlstate(&e).as_deref(), Some("3D000"), "{e}");
     console.simple_query("KILL app").await.expect("kill");
+    // The idle client is let go at once, not when it next speaks: KILL wakes its session.
+    let woken = tokio::time::timeout(Duration::from_secs(5), async {
+        while !a.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert!(woken.await.is_ok(), "an idle killed client is disconnected");
     let e = tokio::time::timeout(Duration::from_secs(5), a.simple_query("SELECT 1"))
         .await
         .expect("the killed client is told")

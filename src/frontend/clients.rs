@@ -38,7 +38,7 @@ impl ClientInfo {
     }
 }
 
-/// What a client's registration holds.
+/// What a client's registration holds under its lock.
 #[derive(Default)]
 struct SlotState {
     /// The server it is using, if any (shared with that server connection).
@@ -47,10 +47,21 @@ struct SlotState {
     waker: Option<Waker>,
     /// Who it is (None until logged in, and in unit tests).
     info: Option<ClientInfo>,
+}
+
+/// A client's registration, shared by its session and the registry. The flags sit beside
+/// the lock (in the space its padding took), so that the wait between requests reads them
+/// without taking it.
+#[derive(Default)]
+struct SlotData {
+    state: Mutex<SlotState>,
     /// It waits for a server connection.
-    waiting: bool,
+    waiting: AtomicBool,
     /// The console's KILL: the session ends at its next wait.
-    killed: bool,
+    killed: AtomicBool,
+    /// `state.waker` holds the session's waker. Set by the session; cleared by whoever takes
+    /// the waker (KILL, shutdown) before waking it, so that the session leaves it again.
+    waker_left: AtomicBool,
 }
 
 /// One client as [`ClientRegistry::clients`] reports it.
@@ -62,7 +73,7 @@ pub struct ClientRow {
     pub waiting: bool,
 }
 
-type Slot = Arc<Mutex<SlotState>>;
+type Slot = Arc<SlotData>;
 
 #[derive(Default)]
 pub struct ClientRegistry {
@@ -91,10 +102,13 @@ impl ClientRegistry {
 
     /// Registers a logged-in client, with who it is.
     pub fn register_as(self: &Arc<Self>, info: Option<ClientInfo>) -> Registration {
-        let slot: Slot = Arc::new(Mutex::new(SlotState {
-            info,
-            ..SlotState::default()
-        }));
+        let slot: Slot = Arc::new(SlotData {
+            state: Mutex::new(SlotState {
+                info,
+                ..SlotState::default()
+            }),
+            ..SlotData::default()
+        });
         let mut entries = lock(&self.entries);
         loop {
             let pid = rand::random::<i32>() & 0x7fff_ffff;
@@ -119,7 +133,7 @@ impl ClientRegistry {
         if *s != secret {
             return None;
         }
-        let t = lock(slot).target.clone();
+        let t = lock(&slot.state).target.clone();
         t
     }
 
@@ -134,8 +148,7 @@ impl ClientRegistry {
             .map(|(_, s)| s.clone())
             .collect();
         for slot in slots {
-            let waker = lock(&slot).waker.take();
-            if let Some(w) = waker {
+            if let Some(w) = slot.take_waker() {
                 w.wake();
             }
         }
@@ -154,15 +167,16 @@ impl ClientRegistry {
             .collect();
         let mut busy = Vec::new();
         for slot in slots {
-            let mut st = lock(&slot);
+            let st = lock(&slot.state);
             if st
                 .info
                 .as_ref()
                 .is_some_and(|i| i.cluster.db.name == database)
             {
-                st.killed = true;
+                slot.killed.store(true, Ordering::SeqCst);
                 busy.extend(st.target.clone());
-                if let Some(w) = st.waker.take() {
+                drop(st);
+                if let Some(w) = slot.take_waker() {
                     w.wake();
                 }
             }
@@ -179,12 +193,12 @@ impl ClientRegistry {
         slots
             .into_iter()
             .filter_map(|(pid, slot)| {
-                let st = lock(&slot);
+                let st = lock(&slot.state);
                 Some(ClientRow {
                     pid,
                     info: st.info.clone()?,
                     server: st.target.clone(),
-                    waiting: st.waiting,
+                    waiting: slot.waiting.load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -195,38 +209,49 @@ impl ClientRegistry {
     }
 }
 
+impl SlotData {
+    /// Takes the session's waker to wake it; it leaves the waker again when polled next.
+    fn take_waker(&self) -> Option<Waker> {
+        let mut st = lock(&self.state);
+        self.waker_left.store(false, Ordering::SeqCst);
+        st.waker.take()
+    }
+}
+
 impl Registration {
     pub fn set(&self, target: Option<Arc<CancelTarget>>) {
-        lock(&self.slot).target = target;
+        lock(&self.slot.state).target = target;
     }
 
     /// The console killed this client (KILL).
     pub fn killed(&self) -> bool {
-        lock(&self.slot).killed
+        self.slot.killed.load(Ordering::SeqCst)
     }
 
     /// The client waits for a server connection (true) or no longer does.
     pub fn set_waiting(&self, waiting: bool) {
-        lock(&self.slot).waiting = waiting;
+        self.slot.waiting.store(waiting, Ordering::Relaxed);
     }
 
-    /// Ready once shutdown has begun; until then the task is woken by
-    /// [`ClientRegistry::wake_all`].
+    /// Ready once shutdown has begun or the client was killed; until then the task is
+    /// woken by [`ClientRegistry::wake_all`] or [`ClientRegistry::kill`]. The waker is left
+    /// once and stays until one of those takes it: a session is only ever polled by its
+    /// own task, whose waker does not change, so the wait between two requests costs two
+    /// atomic loads, not a lock.
     pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.registry.closing.load(Ordering::SeqCst) {
+        let slot = &*self.slot;
+        if self.registry.closing.load(Ordering::SeqCst) || slot.killed.load(Ordering::SeqCst) {
             return Poll::Ready(());
         }
-        {
-            let mut st = lock(&self.slot);
-            if st.killed {
-                return Poll::Ready(());
-            }
+        if !slot.waker_left.load(Ordering::SeqCst) {
+            let mut st = lock(&slot.state);
             if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 st.waker = Some(cx.waker().clone());
             }
+            slot.waker_left.store(true, Ordering::SeqCst);
         }
-        // Checked again after leaving the waker: shutdown may have begun in between.
-        if self.registry.closing.load(Ordering::SeqCst) {
+        // Checked again after leaving the waker: shutdown or KILL may have come in between.
+        if self.registry.closing.load(Ordering::SeqCst) || slot.killed.load(Ordering::SeqCst) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -254,12 +279,12 @@ mod tests {
         }
     }
 
-    /// Every idle client holds its slot: the Arc's 16 bytes, the mutex's 8 and this make one
-    /// 128-byte allocation; ClientInfo (72 bytes) is most of it.
+    /// Every idle client holds its slot: the Arc's 16 bytes, the mutex's 8, its flags and
+    /// the state make one 128-byte allocation; ClientInfo (72 bytes) is most of it.
     #[test]
     fn a_registration_slot_stays_small() {
         assert!(std::mem::size_of::<ClientInfo>() <= 72);
-        assert!(std::mem::size_of::<Mutex<SlotState>>() <= 112);
+        assert!(std::mem::size_of::<SlotData>() <= 112);
     }
 
     #[test]

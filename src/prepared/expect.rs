@@ -81,6 +81,18 @@ impl ExpectQueue {
         matches!(self.q.front(), Some(Expect::Synthetic(_)))
     }
 
+    /// Accounts for a server frame passed through unread (not ReadyForQuery, ErrorResponse,
+    /// ParameterStatus, CommandComplete, ParseComplete or CloseComplete). While only a
+    /// ReadyForQuery is owed (a simple Query's rows, or a batch's once its Execute is
+    /// answered), such a frame moves nothing unless it starts a COPY FROM STDIN.
+    #[inline]
+    pub fn on_passed(&mut self, tag: u8, held: &mut ServerStatements) {
+        if tag != b'G' && matches!(self.q.front(), None | Some(Expect::Ready { .. })) {
+            return;
+        }
+        self.on_frame(tag, held);
+    }
+
     /// Accounts for a server frame of type `tag`. For an ErrorResponse, returns the
     /// statement whose Bind/Describe failed, so a stale plan can be renewed.
     pub fn on_frame(
@@ -197,6 +209,39 @@ mod tests {
             out.extend(synth.iter().filter(|b| **b > 4).map(|&b| b as char));
         }
         out
+    }
+
+    /// The shortcut for unread frames moves the queue exactly as the full walk does.
+    #[test]
+    fn passed_frames_move_the_queue_as_on_frame_does() {
+        let heads = || {
+            vec![
+                vec![],
+                vec![Expect::Ready { simple: true }],
+                vec![Expect::Ready { simple: false }],
+                vec![Expect::Execute, Expect::Ready { simple: false }],
+                vec![Expect::Bind { stmt: None }, Expect::Ready { simple: false }],
+                vec![Expect::DescribePortal, Expect::Ready { simple: false }],
+            ]
+        };
+        for (i, head) in heads().into_iter().enumerate() {
+            for &tag in b"TDnst2GNAHWcd" {
+                let (mut fast, mut full) = (ExpectQueue::default(), ExpectQueue::default());
+                for e in &head {
+                    fast.push(e.clone());
+                    full.push(e.clone());
+                }
+                let mut held = ServerStatements::new(4);
+                fast.on_passed(tag, &mut held);
+                full.on_frame(tag, &mut held);
+                assert_eq!(
+                    (fast.q.len(), fast.copy_in),
+                    (full.q.len(), full.copy_in),
+                    "queue {i}, tag {}",
+                    tag as char
+                );
+            }
+        }
     }
 
     #[test]

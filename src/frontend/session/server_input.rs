@@ -124,7 +124,8 @@ impl ServerInput {
             };
             tracing::trace!(tag = %(h.tag as char), len = h.total_len, pending = t.attached.pending, "server frame");
             if !inspected(h.tag) {
-                expect_reply(t.attached, h.tag);
+                let conn = &mut *t.attached.conn;
+                conn.queue.on_passed(h.tag, &mut conn.prepared);
                 self.frame_left = h.total_len;
                 continue;
             }
