@@ -20,7 +20,8 @@
 #           throw-away certificates from openssl; direct is not run: the
 #           server has no TLS, and neither pooler uses TLS toward it)
 #      recording TPS, average latency and the pooler's CPU time per 1,000
-#      transactions (utime+stime from /proc/<pid>/stat);
+#      transactions (utime+stime from /proc/<pid>/stat), and its user-space
+#      part (utime) on its own;
 #   4. restart each pooler and measure its RSS with $IDLE_CLIENTS idle,
 #      authenticated clients (integration/bench/idle_clients.py);
 #   5. print a markdown report and write it to $OUTPUT.
@@ -438,7 +439,7 @@ add_workload 7 "select-only over TLS" "select-only, 32 clients, TLS between pgbe
   "The clients talk TLS to the pooler (PgBouncer: client_tls_sslmode = allow; Switchyard: a [tls] table), both with the same RSA-2048 certificate; pooler to PostgreSQL stays plain. Direct is not run (the server has no TLS). The TLS settings are only in the poolers' configs when this workload runs." \
   0 0 "skip" "-S -c 32 -j 2 --tls" "-S -c 32 -j 2 --tls"
 
-printf 'workload\ttarget\tround\tposition\ttps\tlatency_ms\tprocessed\tfailed\trc\terrors\tcpu_ticks\tp50_us\tp99_us\tfile\n' >"$dir/runs.tsv"
+printf 'workload\ttarget\tround\tposition\ttps\tlatency_ms\tprocessed\tfailed\trc\terrors\tcpu_ticks\tp50_us\tp99_us\tfile\tuser_ticks\n' >"$dir/runs.tsv"
 
 # Where pgbench connects to a target: 127.0.0.1, or the target's socket directory.
 host_of() {
@@ -477,7 +478,7 @@ field() {
 # one_run WORKLOAD TARGET ROUND POSITION OPTIONS TPCB PERCENTILES SECONDS
 one_run() {
   local wl=$1 t=$2 round=$3 pos=$4 opts=$5 tpcb=$6 pct=$7 secs=$8
-  local port pid name out rc=0 c0="" c1="" ticks=""
+  local port pid name out rc=0 c0="" c1="" ticks="" u0="" u1="" uticks=""
   port=$(port_of "$t")
   pid=$(pid_of "$t")
   name=w$wl-$t-r$round
@@ -492,10 +493,11 @@ one_run() {
   if ((pct)); then
     args+=(--log-prefix="$dir/runs/$name.log")
   fi
-  [[ -n $pid ]] && c0=$(cpu_ticks "$pid")
+  [[ -n $pid ]] && c0=$(cpu_ticks "$pid") && u0=$(user_ticks "$pid")
   run_pgbench "$out" "$t" -n -T "$secs" "${args[@]}" || rc=$?
-  [[ -n $pid ]] && c1=$(cpu_ticks "$pid")
+  [[ -n $pid ]] && c1=$(cpu_ticks "$pid") && u1=$(user_ticks "$pid")
   [[ -n $c0 && -n $c1 ]] && ticks=$((c1 - c0))
+  [[ -n $u0 && -n $u1 ]] && uticks=$((u1 - u0))
 
   local tps lat processed failed errors p50="" p99=""
   tps=$(field '^tps = \([0-9.]*\).*' "$out")
@@ -520,9 +522,9 @@ one_run() {
       rm -f "${logs[@]}"
     fi
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$wl" "$t" "$round" "$pos" "$tps" "$lat" "$processed" "$failed" "$rc" "$errors" \
-    "$ticks" "$p50" "$p99" "$name" >>"$dir/runs.tsv"
+    "$ticks" "$p50" "$p99" "$name" "$uticks" >>"$dir/runs.tsv"
   local extra=""
   [[ -n $p50 ]] && extra=", p50 ${p50} µs"
   [[ -n $ticks && -n $processed && $processed != 0 ]] &&

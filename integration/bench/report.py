@@ -50,6 +50,21 @@ def ratio(a, b):
     return a / b
 
 
+def per_k_tx(run, column, meta):
+    """A run's CPU ticks in `column` as ms per 1,000 transactions (None if not recorded)."""
+    ticks, processed = num(run.get(column)), num(run.get("processed"))
+    if ticks is None or not processed:
+        return None
+    return ticks * 1000.0 / num(meta["clk_tck"]) / processed * 1000.0
+
+
+def cpu_cell(cpu, user):
+    """Total CPU, with its user-space part in brackets when it was recorded."""
+    if user is None:
+        return fmt(cpu, 1)
+    return "%s (%s)" % (fmt(cpu, 1), fmt(user, 2))
+
+
 def main():
     work = sys.argv[1]
     meta = {}
@@ -124,6 +139,8 @@ def main():
     w(
         "* Pooler CPU: utime + stime of the pooler process (all its threads, from `/proc/<pid>/stat`, "
         "%s ticks/s) over the run, in ms per 1,000 transactions pgbench processed; median over rounds. "
+        "In brackets, its user-space part (utime): the kernel's part is most of the total and most of "
+        "its noise. "
         "PgBouncer is single-threaded; Switchyard ran with `worker_threads = 0` (the default: half "
         "the %s core(s), at least one; one thread runs a single-threaded runtime)."
         % (meta.get("clk_tck", "?"), meta.get("nproc", "?"))
@@ -152,7 +169,7 @@ def main():
             w(wl["note"])
             w("")
         is_lat = wl.get("percentiles") == "1"
-        head = "| target | pgbench options | TPS (median) | TPS per round | latency avg ms | vs PgBouncer | pooler CPU ms / 1k tx | failed tx |"
+        head = "| target | pgbench options | TPS (median) | TPS per round | latency avg ms | vs PgBouncer | pooler CPU (user) ms / 1k tx | failed tx |"
         sep = "|---|---|---:|---|---:|---:|---:|---:|"
         if is_lat:
             head += " p50 µs | p99 µs | p50 added over direct µs |"
@@ -169,17 +186,13 @@ def main():
                 continue
             tps = median(num(r["tps"]) for r in rs)
             lat = median(num(r["latency_ms"]) for r in rs)
-            cpu_per_k = []
-            for r in rs:
-                ticks, processed = num(r["cpu_ticks"]), num(r["processed"])
-                if ticks is not None and processed:
-                    cpu_per_k.append(ticks * 1000.0 / num(meta["clk_tck"]) / processed * 1000.0)
-            cpu = median(cpu_per_k)
+            cpu = median(per_k_tx(r, "cpu_ticks", meta) for r in rs)
+            user = median(per_k_tx(r, "user_ticks", meta) for r in rs)
             p50 = median(num(r["p50_us"]) for r in rs)
             p99 = median(num(r["p99_us"]) for r in rs)
             failed = sum(int(num(r["failed"]) or 0) for r in rs)
             bad = [r for r in rs if r["rc"] != "0" or r["errors"] not in ("", "0")]
-            med[t] = dict(tps=tps, lat=lat, cpu=cpu, p50=p50, p99=p99, failed=failed, bad=len(bad), label=opts)
+            med[t] = dict(tps=tps, lat=lat, cpu=cpu, user=user, p50=p50, p99=p99, failed=failed, bad=len(bad), label=opts)
             per_round = " / ".join(fmt(num(r["tps"])) for r in rs)
             failed_s = str(failed) + (" (%d run(s) with errors)" % len(bad) if bad else "")
             row = [
@@ -189,7 +202,7 @@ def main():
                 per_round,
                 fmt(lat, 3),
                 None,
-                fmt(cpu, 1),
+                cpu_cell(cpu, user),
                 failed_s,
             ]
             if is_lat:
@@ -211,12 +224,12 @@ def main():
 
     w("## Summary")
     w("")
-    w("| workload | direct TPS | PgBouncer TPS | Switchyard TPS | Switchyard / PgBouncer | direct / PgBouncer | PgBouncer CPU ms/1k tx | Switchyard CPU ms/1k tx |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    w("| workload | direct TPS | PgBouncer TPS | Switchyard TPS | Switchyard / PgBouncer | direct / PgBouncer | PgBouncer CPU (user) ms/1k tx | Switchyard CPU (user) ms/1k tx | CPU Switchyard / PgBouncer |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for wl, med in summary:
         a, b, c = med.get("A", {}), med.get("B", {}), med.get("C", {})
         w(
-            "| %s. %s | %s | %s | %s | %s | %s | %s | %s |"
+            "| %s. %s | %s | %s | %s | %s | %s | %s | %s | %s |"
             % (
                 wl["id"],
                 wl["short"],
@@ -225,8 +238,9 @@ def main():
                 fmt(c.get("tps")),
                 fmt(ratio(c.get("tps"), b.get("tps")), 2),
                 fmt(ratio(a.get("tps"), b.get("tps")), 2),
-                fmt(b.get("cpu"), 1),
-                fmt(c.get("cpu"), 1),
+                cpu_cell(b.get("cpu"), b.get("user")),
+                cpu_cell(c.get("cpu"), c.get("user")),
+                fmt(ratio(c.get("cpu"), b.get("cpu")), 2),
             )
         )
     w("")
