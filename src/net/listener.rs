@@ -102,11 +102,11 @@ impl Listener {
         match &self.socket {
             Socket::Tcp(s) => {
                 let (socket, peer) = s.accept().await?;
-                Ok((Stream::plain(socket), ClientAddr::Tcp(peer)))
+                Ok((Stream::plain(socket)?, ClientAddr::Tcp(peer)))
             }
             Socket::Unix { socket, .. } => {
                 let (socket, _) = socket.accept().await?;
-                Ok((Stream::Unix(socket), ClientAddr::Unix))
+                Ok((Stream::unix(socket)?, ClientAddr::Unix))
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod client_addr;
 mod listener;
+mod plain;
 mod stream;
 pub mod tls;
 

@@ -4,15 +4,16 @@
 //! writes are one `try_write` when the kernel takes the whole buffer (nearly always for a
 //! pooler) and need no future, reads go through `read_buf` after readiness, and readiness
 //! waits keep their waker in the socket's registration (no per-wait state in the caller).
+//! Plain sockets are registered for reading only (`net::plain`).
 
+use super::plain::{Plain, StdSocket};
 use super::ClientAddr;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncRead, AsyncWriteExt, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
@@ -20,9 +21,9 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 /// A connection to a client or a server.
 #[derive(Debug)]
 pub enum Stream {
-    Plain(TcpStream),
+    Plain(Plain<std::net::TcpStream>),
     /// A Unix-domain socket (`listen_unix_dir`, or a server host given as a directory).
-    Unix(UnixStream),
+    Unix(Plain<std::os::unix::net::UnixStream>),
     /// TLS with a client: Switchyard is the TLS server.
     FromClient(Box<server::TlsStream<TcpStream>>),
     /// TLS to a PostgreSQL server: Switchyard is the TLS client.
@@ -38,19 +39,24 @@ fn not_connected() -> io::Error {
 impl Stream {
     /// Wraps an accepted or connected socket, with Nagle off (every write is a whole reply
     /// or request that must leave now).
-    pub fn plain(socket: TcpStream) -> Stream {
+    pub fn plain(socket: TcpStream) -> io::Result<Stream> {
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(error = %e, "set_nodelay failed");
         }
-        Stream::Plain(socket)
+        Ok(Stream::Plain(Plain::new(socket.into_std()?)?))
+    }
+
+    /// Wraps an accepted or connected Unix-domain socket.
+    pub fn unix(socket: UnixStream) -> io::Result<Stream> {
+        Ok(Stream::Unix(Plain::new(socket.into_std()?)?))
     }
 
     /// Opens a plain connection to a server written as in `hosts`: `host:port` over TCP
     /// (names resolved now), or `/directory:port` to the server's Unix-domain socket there.
     pub async fn connect(addr: &str) -> io::Result<Stream> {
         match unix_socket_path(addr) {
-            Some(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
-            None => Ok(Stream::plain(TcpStream::connect(addr).await?)),
+            Some(path) => Stream::unix(UnixStream::connect(path).await?),
+            None => Stream::plain(TcpStream::connect(addr).await?),
         }
     }
 
@@ -67,13 +73,12 @@ impl Stream {
         }
     }
 
-    /// The TCP socket under the stream (None once closed).
-    fn tcp(&self) -> Option<&TcpStream> {
+    /// The TCP socket under a TLS stream.
+    fn tls_tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => Some(s),
             Stream::FromClient(s) => Some(s.get_ref().0),
             Stream::ToServer(s) => Some(s.get_ref().0),
-            Stream::Unix(_) | Stream::Closed => None,
+            Stream::Plain(_) | Stream::Unix(_) | Stream::Closed => None,
         }
     }
 
@@ -119,11 +124,17 @@ impl Stream {
 
     /// The peer's IP address and port (an error on a Unix-domain socket: see `client_addr`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().ok_or_else(|| self.no_ip())?.peer_addr()
+        match self {
+            Stream::Plain(s) => s.get_ref().ok_or_else(not_connected)?.peer_addr(),
+            _ => self.tls_tcp().ok_or_else(|| self.no_ip())?.peer_addr(),
+        }
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().ok_or_else(|| self.no_ip())?.local_addr()
+        match self {
+            Stream::Plain(s) => s.get_ref().ok_or_else(not_connected)?.local_addr(),
+            _ => self.tls_tcp().ok_or_else(|| self.no_ip())?.local_addr(),
+        }
     }
 
     fn no_ip(&self) -> io::Error {
@@ -135,9 +146,10 @@ impl Stream {
 
     /// Runs the TLS handshake as the server of a client (the stream must be plain).
     pub async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
-        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Closed) else {
+        let Stream::Plain(plain) = std::mem::replace(self, Stream::Closed) else {
             return Err(io::Error::other("TLS on a stream that is not plain"));
         };
+        let tcp = TcpStream::from_std(plain.into_std()?)?;
         *self = Stream::FromClient(Box::new(acceptor.accept(tcp).await?));
         Ok(())
     }
@@ -148,9 +160,10 @@ impl Stream {
         connector: &TlsConnector,
         name: ServerName<'static>,
     ) -> io::Result<()> {
-        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Closed) else {
+        let Stream::Plain(plain) = std::mem::replace(self, Stream::Closed) else {
             return Err(io::Error::other("TLS on a stream that is not plain"));
         };
+        let tcp = TcpStream::from_std(plain.into_std()?)?;
         *self = Stream::ToServer(Box::new(connector.connect(name, tcp).await?));
         Ok(())
     }
@@ -183,7 +196,7 @@ impl Stream {
             Ok(st) if st.plaintext_bytes_to_read() == 0 && !st.peer_has_closed() => {}
             _ => return Poll::Ready(Ok(())),
         }
-        match self.tcp() {
+        match self.tls_tcp() {
             Some(tcp) => tcp.poll_read_ready(cx),
             None => Poll::Ready(Err(not_connected())),
         }
@@ -205,7 +218,7 @@ impl Stream {
             },
             // A TLS record must not be taken from under the TLS session: peek instead.
             Stream::FromClient(_) | Stream::ToServer(_) => {
-                let Some(tcp) = self.tcp() else {
+                let Some(tcp) = self.tls_tcp() else {
                     return false;
                 };
                 let mut cx = Context::from_waker(Waker::noop());
@@ -221,7 +234,8 @@ impl Stream {
     /// close_notify counts as bytes: the close is seen when the client is next read.
     pub async fn closed(&self) {
         let open = match self {
-            Stream::Unix(s) => unix_has_bytes(s).await,
+            Stream::Plain(s) => s.has_bytes().await,
+            Stream::Unix(s) => s.has_bytes().await,
             _ => self.peek_byte().await.map(|b| b.is_some()),
         };
         if let Ok(true) = open {
@@ -232,8 +246,11 @@ impl Stream {
     /// The first byte the peer sent, without taking it (None: it closed). TCP only: a Unix
     /// socket is never asked (nothing decides on its first byte).
     pub async fn peek_byte(&self) -> io::Result<Option<u8>> {
+        if let Stream::Plain(s) = self {
+            return s.peek_byte().await;
+        }
         let mut probe = [0u8; 1];
-        let s = self.tcp().ok_or_else(not_connected)?;
+        let s = self.tls_tcp().ok_or_else(not_connected)?;
         Ok((s.peek(&mut probe).await? == 1).then_some(probe[0]))
     }
 }
@@ -253,56 +270,19 @@ pub fn unix_socket_file(dir: &Path, port: impl std::fmt::Display) -> PathBuf {
     dir.join(format!(".s.PGSQL.{port}"))
 }
 
-/// Waits until a Unix-domain socket has bytes to read (true) or its peer closed (false),
-/// leaving the bytes in place: a peek, which tokio offers only for TCP.
-async fn unix_has_bytes(s: &UnixStream) -> io::Result<bool> {
-    let mut probe = [MaybeUninit::<u8>::uninit()];
-    loop {
-        s.readable().await?;
-        let peeked = s.try_io(Interest::READABLE, || {
-            socket2::SockRef::from(s).peek(&mut probe)
-        });
-        match peeked {
-            Ok(n) => return Ok(n > 0),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The sockets a plain stream can be: both write without a future when the kernel takes it.
-trait PlainSocket {
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-}
-
-impl PlainSocket for TcpStream {
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        TcpStream::try_write(self, buf)
-    }
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        TcpStream::poll_write_ready(self, cx)
-    }
-}
-
-impl PlainSocket for UnixStream {
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        UnixStream::try_write(self, buf)
-    }
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        UnixStream::poll_write_ready(self, cx)
-    }
-}
-
 /// Writes all of `buf` to a plain socket: one system call when the kernel takes it all.
-async fn send_plain<S: PlainSocket>(stream: &S, mut buf: &[u8]) -> io::Result<()> {
+async fn send_plain<S: StdSocket>(stream: &mut Plain<S>, mut buf: &[u8]) -> io::Result<()>
+where
+    for<'a> &'a S: std::io::Read + std::io::Write,
+{
     while !buf.is_empty() {
         match stream.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n..],
-            // Readiness was cleared with the tick it was read at: the wait cannot miss an
-            // event that came in between. `poll_write_ready` keeps no wait state in this
-            // future, so the futures that embed it stay small.
+            // The first wait registers the socket for write space; then readiness is cleared
+            // with the tick it was read at, so the wait cannot miss an event that came in
+            // between. `poll_write_ready` keeps no wait state in this future, so the futures
+            // that embed it stay small.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await?
             }
@@ -325,8 +305,8 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Plain(s) => s.poll_read(cx, buf),
+            Stream::Unix(s) => s.poll_read(cx, buf),
             Stream::FromClient(s) => Pin::new(&mut **s).poll_read(cx, buf),
             Stream::ToServer(s) => Pin::new(&mut **s).poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(not_connected())),
@@ -363,7 +343,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let mut client = Stream::connect(&addr.to_string()).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        let mut server = Stream::plain(accepted);
+        let mut server = Stream::plain(accepted).unwrap();
         assert!(server.is_quiet());
         client.send_all(b"x").await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -377,6 +357,34 @@ mod tests {
         assert!(!server.is_quiet(), "a byte was waiting");
         drop(client);
         tokio::time::timeout(std::time::Duration::from_secs(5), server.closed())
+            .await
+            .expect("closed() resolves once the peer has gone");
+    }
+
+    #[tokio::test]
+    async fn unix_sockets_read_write_and_probe() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut a, mut b) = (Stream::unix(a).unwrap(), Stream::unix(b).unwrap());
+        assert!(b.is_quiet());
+        // More than the socket buffers: writes wait for room, then go on.
+        let data: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let expected = data.clone();
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; expected.len()];
+            b.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, expected);
+            b
+        });
+        a.send_all(&data).await.unwrap();
+        let mut b = reader.await.unwrap();
+        a.send_all(b"z").await.unwrap();
+        let open = tokio::time::timeout(std::time::Duration::from_millis(50), b.closed());
+        assert!(open.await.is_err(), "open with unread bytes: still pending");
+        let mut got = [0u8; 1];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"z", "closed() left the byte in place");
+        drop(a);
+        tokio::time::timeout(std::time::Duration::from_secs(5), b.closed())
             .await
             .expect("closed() resolves once the peer has gone");
     }
