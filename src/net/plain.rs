@@ -101,13 +101,20 @@ where
 
     /// Peeks without taking once readable: true if bytes wait, false if the peer closed.
     pub async fn has_bytes(&self) -> io::Result<bool> {
-        let fd = self.fd()?;
         let mut probe = [MaybeUninit::<u8>::uninit()];
+        let n = self
+            .once_readable(|s| socket2::SockRef::from(s).peek(&mut probe))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Runs `f` on the socket once it is readable, until it does not say WouldBlock.
+    async fn once_readable<R>(&self, mut f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let fd = self.fd()?;
         loop {
             let mut guard = fd.readable().await?;
-            match guard.try_io(|s| socket2::SockRef::from(s.get_ref()).peek(&mut probe)) {
-                Ok(r) => return r.map(|n| n > 0),
-                Err(_would_block) => continue,
+            if let Ok(r) = guard.try_io(|s| f(s.get_ref())) {
+                return r;
             }
         }
     }
@@ -163,14 +170,8 @@ fn recv_into<S: AsFd>(socket: &S, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
 impl Plain<std::net::TcpStream> {
     /// The first byte the peer sent, without taking it (None: it closed).
     pub async fn peek_byte(&self) -> io::Result<Option<u8>> {
-        let fd = self.fd()?;
         let mut probe = [0u8; 1];
-        loop {
-            let mut guard = fd.readable().await?;
-            match guard.try_io(|s| s.get_ref().peek(&mut probe)) {
-                Ok(r) => return r.map(|n| (n == 1).then_some(probe[0])),
-                Err(_would_block) => continue,
-            }
-        }
+        let n = self.once_readable(|s| s.peek(&mut probe)).await?;
+        Ok((n == 1).then_some(probe[0]))
     }
 }
