@@ -117,30 +117,9 @@ EOF
 
 # --- PgBouncer (plaintext password in its userlist; transaction mode, pool 20)
 pgb_dir=$dir/pgbouncer
-printf '"%s" "%s"\n' "$CL_APP_USER" "$CL_APP_PASSWORD" >"$pgb_dir/userlist.txt"
-cat >"$pgb_dir/pgbouncer.ini" <<EOF
-[databases]
-app = host=127.0.0.1 port=$pg_port dbname=$CL_APP_DB
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $pgb_port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $pgb_dir/userlist.txt
-pool_mode = transaction
-default_pool_size = $pool_size
-max_client_conn = 2000
-logfile = $pgb_dir/pgbouncer.log
-EOF
-((is_root)) && chown -R postgres: "$pgb_dir"
-if ((is_root)); then
-  (cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups "$pgbouncer_bin" "$pgb_dir/pgbouncer.ini") </dev/null >>"$pgb_dir/stdout.log" 2>&1 &
-else
-  "$pgbouncer_bin" "$pgb_dir/pgbouncer.ini" </dev/null >>"$pgb_dir/stdout.log" 2>&1 &
-fi
-pgb_pid=$!
+pgbouncer_up "$pgb_dir" "$pgb_port" "$pg_port" "$pool_size" || die "pgbouncer did not start"
+pgb_pid=$PGB_PID
 pids+=("$pgb_pid")
-wait_port 127.0.0.1 "$pgb_port" 30 "$pgb_pid" || die "pgbouncer did not start"
 
 # --- Switchyard: C (cache off) and D (cache on), same settings otherwise
 sy_config() { # PORT CACHE(0|1)

@@ -31,8 +31,7 @@ pg_port=${FP_PORT:-25620}
 names=(Switchyard PgBouncer "PgBouncer + spin" "PgBouncer + code")
 ports=($((pg_port + 1)) $((pg_port + 2)) $((pg_port + 3)) $((pg_port + 4)))
 pids=("" "" "" "")
-pgbouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-[[ -x $pgbouncer ]] || { echo "footprint.sh: pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
+[[ -x $(command -v pgbouncer || echo /usr/sbin/pgbouncer) ]] || { echo "footprint.sh: pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "footprint.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
 command -v cc >/dev/null || { echo "footprint.sh: needs a C compiler (cc) for the shim" >&2; exit 1; }
 bin=$(switchyard_build "$here/../..")
@@ -53,32 +52,12 @@ cc -O2 -shared -fPIC -o "$dir/shim.so" "$here/footprint/shim.c" -ldl
 chmod 755 "$dir/shim.so"
 bench_primary_up "$dir/pg" "$pg_port" 1
 
-# start_pgbouncer I ENV...: PgBouncer number I (transaction mode, pool 20, SCRAM) with
-# the given environment, as the postgres user.
+# start_pgbouncer I VAR=VALUE...: PgBouncer number I (pool 20) with that environment.
 start_pgbouncer() {
   local i=$1
   shift
-  mkdir -p "$dir/pgb$i"
-  printf '"%s" "%s"\n' "$CL_APP_USER" "$CL_APP_PASSWORD" >"$dir/pgb$i/userlist.txt"
-  cat >"$dir/pgb$i/pgbouncer.ini" <<INI
-[databases]
-$CL_APP_DB = host=127.0.0.1 port=$pg_port dbname=$CL_APP_DB
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = ${ports[$i]}
-auth_type = scram-sha-256
-auth_file = $dir/pgb$i/userlist.txt
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 2000
-logfile = $dir/pgb$i/pgbouncer.log
-INI
-  chown -R postgres: "$dir/pgb$i"
-  # setpriv execs (no fork), so $! is PgBouncer itself.
-  (cd / && exec env "$@" setpriv --reuid=postgres --regid=postgres --init-groups \
-    "$pgbouncer" "$dir/pgb$i/pgbouncer.ini") >"$dir/pgb$i.out" 2>&1 &
-  pids[i]=$!
-  wait_port 127.0.0.1 "${ports[$i]}" 30 "${pids[$i]}"
+  pgbouncer_up "$dir/pgb$i" "${ports[$i]}" "$pg_port" 20 "$@"
+  pids[i]=$PGB_PID
   cl_log "${names[$i]} (pid ${pids[$i]}) on 127.0.0.1:${ports[$i]}:" \
     "$(tr '\0' '\n' <"/proc/${pids[$i]}/environ" | grep -E '^(LD_PRELOAD|SHIM_)' | tr '\n' ' ')"
 }

@@ -570,6 +570,42 @@ bench_primary_up() {
   "$PG_BIN/pgbench" -i -s "$3" -q -h 127.0.0.1 -p "$2" -U "$CL_APP_USER" "$CL_APP_DB" >/dev/null 2>&1
 }
 
+# pgbouncer_up DIR PORT PG_PORT POOL_SIZE [VAR=VALUE...]: PgBouncer on 127.0.0.1:PORT in
+# front of the app database on 127.0.0.1:PG_PORT (transaction mode, SCRAM with the app
+# user's plaintext password in its userlist, no Unix socket), its files in DIR, run with
+# the given extra environment (as the postgres user when this runs as root). Sets PGB_PID.
+pgbouncer_up() {
+  local dir=$1 port=$2 pg_port=$3 pool=$4 bin
+  shift 4
+  bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+  mkdir -p "$dir"
+  printf '"%s" "%s"\n' "$CL_APP_USER" "$CL_APP_PASSWORD" >"$dir/userlist.txt"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+$CL_APP_DB = host=127.0.0.1 port=$pg_port dbname=$CL_APP_DB
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = $pool
+max_client_conn = 2000
+logfile = $dir/pgbouncer.log
+INI
+  if [[ $(id -u) == 0 ]]; then
+    chown -R postgres: "$dir"
+    # setpriv execs (no fork), so $! is PgBouncer itself.
+    (cd / && exec env "$@" setpriv --reuid=postgres --regid=postgres --init-groups \
+      "$bin" "$dir/pgbouncer.ini") </dev/null >>"$dir/stdout.log" 2>&1 &
+  else
+    (exec env "$@" "$bin" "$dir/pgbouncer.ini") </dev/null >>"$dir/stdout.log" 2>&1 &
+  fi
+  PGB_PID=$!
+  wait_port 127.0.0.1 "$port" 30 "$PGB_PID"
+}
+
 # _cl_ticks PID AWK_EXPR: AWK_EXPR over the fields of /proc/PID/stat after the
 # command name (which may hold spaces: field 14, utime, is $12 there); empty when
 # the process is gone.
