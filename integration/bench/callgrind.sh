@@ -24,6 +24,9 @@
 #                  unless CG_I1 gives the L1i as SIZE,WAYS,LINE) and print L1i and
 #                  L1d misses per transaction: how much code and data a transaction
 #                  runs through, beyond the pooler's own instruction count
+#   HOT_LINES      1: also dump per-instruction costs (--dump-instr=yes) and print the
+#                  64-byte code lines executed per transaction (hot_lines.py): the hot
+#                  path's size, to hold against the 32 KiB L1 instruction cache
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +50,7 @@ if [[ ${CACHE_SIM:-0} == 1 ]]; then
   cache_flags=(--cache-sim=yes)
   [[ -n ${CG_I1:-} ]] && cache_flags+=("--I1=$CG_I1")
 fi
+[[ ${HOT_LINES:-0} == 1 ]] && cache_flags+=(--dump-instr=yes)
 
 dir=$(mktemp -d /tmp/switchyard-callgrind.XXXXXX)
 chmod 711 "$dir"
@@ -100,5 +104,9 @@ for bin in "$@"; do
   if [[ ${CACHE_SIM:-0} == 1 ]]; then
     awk -v bin="$bin" -v t=$((tx3 - tx1)) -v i=$((i3 - i1)) -v r=$((dr3 - dr1)) -v w=$((dw3 - dw1)) \
       'BEGIN { printf "%s: %.1f L1i misses, %.1f L1d read and %.1f L1d write misses per transaction\n", bin, i / t, r / t, w / t }'
+  fi
+  if [[ ${HOT_LINES:-0} == 1 ]]; then
+    python3 "$here/hot_lines.py" "$dir/callgrind.$n.a.out" "$dir/callgrind.$n.b.out" $((tx3 - tx1)) \
+      | sed "s|^|$bin: |"
   fi
 done
