@@ -23,6 +23,7 @@
 # Environment:
 #   SWITCHYARD_PG_BIN  server binaries (default /usr/lib/postgresql/15/bin)
 #   PG_FSYNC           fsync setting of the cluster, on|off (default on)
+#   PG_WAL_LEVEL       wal_level of the cluster, replica|logical (default replica)
 #
 # Every function returns non-zero on failure (it never exits the caller), so
 # it behaves the same with or without `set -e` in the caller.
@@ -234,6 +235,14 @@ cluster_up() {
       return 1
       ;;
   esac
+  local wal_level=${PG_WAL_LEVEL:-replica}
+  case $wal_level in
+    replica | logical) ;;
+    *)
+      cl_die "PG_WAL_LEVEL must be replica or logical, not '$wal_level'"
+      return 1
+      ;;
+  esac
 
   _cl_append "$pdir/data/postgresql.conf" "
 # switchyard integration/lib/cluster.sh
@@ -244,7 +253,7 @@ cluster_name = 'primary'
 max_connections = 300
 shared_buffers = 128MB
 fsync = $fsync
-wal_level = replica
+wal_level = $wal_level
 max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = '256MB'
@@ -559,11 +568,12 @@ cl_stop_switchyard() {
   return 0
 }
 
-# bench_primary_up DIR PORT SCALE: a throw-away primary in DIR on PORT, loaded
-# with `pgbench -i -s SCALE`; libpq's environment is scrubbed and PGPASSWORD set
-# for the app user, so pgbench and psql reach the primary and the poolers.
+# bench_primary_up DIR PORT SCALE [REPLICA_PORT...]: a throw-away primary in DIR on
+# PORT (and streaming replicas), loaded with `pgbench -i -s SCALE`; libpq's environment
+# is scrubbed and PGPASSWORD set for the app user, so pgbench and psql reach the servers
+# and the poolers.
 bench_primary_up() {
-  cluster_up "$1" "$2" || return 1
+  cluster_up "$1" "$2" "${@:4}" || return 1
   local v
   for v in "${_CL_SCRUB_ENV[@]}"; do unset "$v"; done
   export PGPASSWORD=$CL_APP_PASSWORD PGSSLMODE=disable
