@@ -227,22 +227,11 @@ cluster_up() {
     return 1
   fi
 
-  local fsync=${PG_FSYNC:-on}
-  case $fsync in
-    on | off) ;;
-    *)
-      cl_die "PG_FSYNC must be on or off, not '$fsync'"
-      return 1
-      ;;
-  esac
-  local wal_level=${PG_WAL_LEVEL:-replica}
-  case $wal_level in
-    replica | logical) ;;
-    *)
-      cl_die "PG_WAL_LEVEL must be replica or logical, not '$wal_level'"
-      return 1
-      ;;
-  esac
+  local fsync=${PG_FSYNC:-on} wal_level=${PG_WAL_LEVEL:-replica}
+  [[ $fsync == on || $fsync == off ]] ||
+    { cl_die "PG_FSYNC must be on or off, not '$fsync'"; return 1; }
+  [[ $wal_level == replica || $wal_level == logical ]] ||
+    { cl_die "PG_WAL_LEVEL must be replica or logical, not '$wal_level'"; return 1; }
 
   _cl_append "$pdir/data/postgresql.conf" "
 # switchyard integration/lib/cluster.sh
