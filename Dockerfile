@@ -2,24 +2,44 @@
 # unprivileged user. The config is mounted at /etc/switchyard/switchyard.toml; passwords in
 # it can be written as "${NAME}" and given as environment variables (see README.md).
 #
-#   docker build -t switchyard .
+#   docker build -t switchyard .                      (profile-guided, ~10 min)
+#   docker build --build-arg PGO=0 -t switchyard .    (plain release build)
 #   docker run -v $PWD/switchyard.toml:/etc/switchyard/switchyard.toml:ro -p 6432:6432 switchyard
 
 FROM rust:1-bookworm AS build
+# PGO=1 (the default): the profile-guided build of scripts/pgo-build.sh, the build the
+# README's figures are for. It trains an instrumented binary with pgbench against a
+# throw-away PostgreSQL inside this stage (about 10 minutes). PGO=0: a plain release build.
+ARG PGO=1
+# PostgreSQL 15 (server, pgbench, psql) and openssl for the training load; the package must
+# not create and start a cluster of its own.
+RUN if [ "$PGO" = 1 ]; then \
+      mkdir -p /etc/postgresql-common \
+      && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
+      && apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+           postgresql-15 postgresql-client-15 openssl \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /src
 # A release build without debug information, symbols stripped: a small binary.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols
-# Dependencies first, in their own layer: a change to src/ does not rebuild them.
+# Dependencies first, in their own layer: a change to src/ does not rebuild them (the plain
+# build; the profile-guided one builds everything twice, with different flags).
 COPY Cargo.toml Cargo.lock ./
 COPY benches benches
 COPY examples examples
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && cargo build --release --locked --bin switchyard \
+ && if [ "$PGO" = 1 ]; then cargo fetch --locked; \
+    else cargo build --release --locked --bin switchyard; fi \
  && rm -rf src
 COPY src src
+COPY scripts/pgo-build.sh scripts/
+COPY integration/lib integration/lib
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin switchyard \
- && cp target/release/switchyard /usr/local/bin/switchyard \
+ && if [ "$PGO" = 1 ]; then bin=$(bash scripts/pgo-build.sh | tail -n1); \
+    else cargo build --release --locked --bin switchyard && bin=target/release/switchyard; fi \
+ && cp "$bin" /usr/local/bin/switchyard \
  && /usr/local/bin/switchyard --version
 
 FROM debian:bookworm-slim

@@ -75,14 +75,24 @@ on_server() { compose exec -T "$1" psql -U postgres -d app -Atq -c "$2" | tr -d 
 
 ensure_docker
 bash integration/docker/base-images.sh
+# The image is the profile-guided build unless SWITCHYARD_PGO=0. Its training merges the
+# profiles with llvm-profdata, which the rust image must hold or be able to add with rustup;
+# base-images.sh's stand-in copies this machine's toolchain, which has it once rustup's
+# llvm-tools is installed (.ci/run adds it).
+if [ -z "${SWITCHYARD_PGO:-}" ] && ! docker run --rm rust:1-bookworm bash -c \
+    'command -v rustup || ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-profdata' >/dev/null 2>&1; then
+  log "the rust image has neither llvm-profdata nor rustup: building the plain image (SWITCHYARD_PGO=0)"
+  export SWITCHYARD_PGO=0
+fi
+build_kind=$([ "${SWITCHYARD_PGO:-1}" = 1 ] && echo profile-guided || echo plain)
 trap cleanup EXIT
 compose down -v --remove-orphans >/dev/null 2>&1 || true
 
 log "docker compose up -d --build (build log: /tmp/switchyard-compose-build.log)"
 compose up -d --build >/tmp/switchyard-compose-build.log 2>&1 \
   || { tail -n 30 /tmp/switchyard-compose-build.log; exit 1; }
-log "image switchyard:local: $(docker image inspect switchyard:local --format '{{.Size}}' \
-  | awk '{printf "%.1f MB", $1 / 1e6}')"
+log "image switchyard:local ($build_kind build): $(docker image inspect switchyard:local \
+  --format '{{.Size}}' | awk '{printf "%.1f MB", $1 / 1e6}')"
 wait_healthy primary replica switchyard
 
 pgbench_id=$(compose ps -q pgbench)
