@@ -36,8 +36,10 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
 COPY src src
 COPY scripts/pgo-build.sh scripts/
 COPY integration/lib integration/lib
+# The script prints the binary's path last; a failure in it stops the build here.
 RUN touch src/main.rs src/lib.rs \
- && if [ "$PGO" = 1 ]; then bin=$(bash scripts/pgo-build.sh | tail -n1); \
+ && if [ "$PGO" = 1 ]; then bash scripts/pgo-build.sh > /tmp/pgo-binary \
+      && bin=$(tail -n1 /tmp/pgo-binary); \
     else cargo build --release --locked --bin switchyard && bin=target/release/switchyard; fi \
  && cp "$bin" /usr/local/bin/switchyard \
  && /usr/local/bin/switchyard --version
